@@ -1,0 +1,82 @@
+/*
+ * config: the JSON configuration file (jansson) turned into one immutable
+ * struct config. Every error names the file, the field as a JSON path
+ * (e.g. rules[2].host), the value and the reason.
+ */
+#ifndef AAUTH_CONFIG_H
+#define AAUTH_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "httpsig.h"
+#include "log.h"
+
+enum route_action {
+	ROUTE_DENY, /* 403 */
+	ROUTE_PASS, /* forward unsigned */
+	ROUTE_SIGN, /* token + signature, then forward */
+};
+
+const char *config_action_name(enum route_action a);
+
+/* A protected resource: how requests to it are signed and authorised. */
+struct config_resource {
+	char *name;
+	struct httpsig_profile profile;
+	char *token_file;    /* static token source, re-read on change */
+	int upstream_tls;    /* 1: https upstream (default), 0: plaintext */
+	int allow_plaintext; /* required for upstream_tls == 0 */
+};
+
+struct config_rule {
+	char *host;   /* lower-case; exact, or "*.suffix" */
+	int wildcard; /* host is "*.suffix": matches any subdomain of suffix */
+	int port;     /* -1: any port */
+	enum route_action action;
+	struct config_resource *resource; /* ROUTE_SIGN only */
+};
+
+struct config {
+	char *path;
+
+	char **listen; /* "127.0.0.1:8787", "[::1]:8787" or "unix:/path" */
+	size_t nlisten;
+	int unix_mode; /* permissions of unix sockets (default 0660) */
+
+	char *key_file;
+	char *kid;
+
+	struct config_resource *resources;
+	size_t nresources;
+	struct config_rule *rules;
+	size_t nrules;
+	enum route_action default_action; /* unmatched hosts: deny (default) */
+	int block_private; /* refuse loopback/private/link-local addresses that
+	                      no rule names (default on) */
+
+	/* Client side limits. */
+	size_t max_connections;
+	size_t max_head_bytes;
+	size_t max_fields;
+	uint64_t max_body_bytes;
+	unsigned header_timeout_ms; /* whole head must arrive in this time */
+	unsigned idle_timeout_ms;   /* keep-alive connection with no request */
+
+	/* Upstream side. */
+	unsigned upstream_connect_timeout_ms;
+	unsigned upstream_timeout_ms;      /* whole exchange, 0: none */
+	unsigned upstream_idle_timeout_ms; /* no bytes from upstream */
+	char *upstream_ca_file;            /* NULL: system trust store */
+
+	enum log_level log_level;
+	char *access_log; /* "stderr" (default), "off", or a file path */
+};
+
+/* Parse and validate a config file. NULL on error, err names the field. */
+struct config *config_load(const char *path, char *err);
+/* Same, from a JSON text (tests, defaults). */
+struct config *config_parse(const char *json, const char *name, char *err);
+void config_free(struct config *c);
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * http1: the HTTP/1.1 message model shared by the signer, the command line
+ * and the proxy, and a strict parser for it. Strict means ambiguity is an
+ * error, never a guess (RFC 9112 §2.2, §6.3, §11.2): bare CR or LF, NUL,
+ * obs-fold, invalid token characters, Content-Length with
+ * Transfer-Encoding, differing Content-Lengths and bad chunk sizes are all
+ * rejected. No networking here: the parser works on byte ranges.
+ */
+#ifndef AAUTH_HTTP1_H
+#define AAUTH_HTTP1_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+/* One field line. name keeps the case it was received with; value has
+ * leading/trailing OWS removed. Both are heap strings owned by the list. */
+struct http_field {
+	char *name;
+	char *value;
+};
+
+struct http_fields {
+	struct http_field *v;
+	size_t n;
+	size_t cap;
+};
+
+void http_fields_init(struct http_fields *f);
+void http_fields_free(struct http_fields *f);
+void http_fields_add(struct http_fields *f, const char *name,
+                     const char *value);
+/* Remove every line with this name (case-insensitive); returns how many. */
+size_t http_fields_del(struct http_fields *f, const char *name);
+/* Replace all lines of this name by one line (appended if absent). */
+void http_fields_set(struct http_fields *f, const char *name,
+                     const char *value);
+/* First line with this name, or NULL. */
+const char *http_fields_get(const struct http_fields *f, const char *name);
+size_t http_fields_count(const struct http_fields *f, const char *name);
+/* All lines of this name joined with ", " (RFC 9421 §2.1); returns 0 if at
+ * least one line exists (out receives the joined value), -1 if none. */
+int http_fields_join(const struct http_fields *f, const char *name,
+                     struct buf *out);
+
+enum http_target_form {
+	HTTP_TARGET_ORIGIN,    /* /path?query */
+	HTTP_TARGET_ABSOLUTE,  /* http://host[:port]/path?query */
+	HTTP_TARGET_AUTHORITY, /* host:port (CONNECT) */
+	HTTP_TARGET_ASTERISK,  /* * (OPTIONS) */
+};
+
+struct http_request {
+	char *method; /* exactly as received (case preserved) */
+	char *target; /* request-target exactly as received */
+	enum http_target_form form;
+	int version_minor; /* 1 for HTTP/1.1, 0 for HTTP/1.0 */
+	char *scheme;      /* "http"/"https": from an absolute-form target,
+	                      else NULL until the caller sets it */
+	char *authority;   /* host[:port] from the target, else from Host;
+	                      raw, not normalised */
+	char *host;        /* authority without port, brackets kept for
+	                      IPv6 literals; raw */
+	int port;          /* explicit port, or -1 when none was given */
+	char *path;        /* raw path as on the wire ("" possible for
+	                      absolute-form without a path) */
+	char *query;       /* raw query after '?', NULL when there is no '?' */
+	struct http_fields fields;
+	/* Framing, from the head: */
+	int chunked;            /* Transfer-Encoding: chunked */
+	int64_t content_length; /* -1 when absent */
+	int expect_continue;    /* Expect: 100-continue */
+	int conn_close;         /* Connection: close, or HTTP/1.0 without
+	                           keep-alive */
+	/* The body once read (owned; may be NULL when body_len is 0). */
+	unsigned char *body;
+	size_t body_len;
+};
+
+void http_request_init(struct http_request *r);
+void http_request_free(struct http_request *r);
+/* Replace the target parts (used after routing/rewriting). Each argument
+ * may be NULL to keep the current value. */
+void http_request_set_scheme(struct http_request *r, const char *scheme);
+
+struct http_limits {
+	size_t max_head_bytes; /* request line + fields; beyond → 431 */
+	size_t max_fields;     /* beyond → 431 */
+};
+
+/* Parse a request head from buf[0..len). Returns:
+ *   1  complete: *consumed = bytes of the head including the final CRLF;
+ *   0  need more bytes (and nothing seen so far is invalid);
+ *  -1  invalid: *status is the HTTP status to answer (400, 431, 501, 505)
+ *      and err says why in words a client developer understands.
+ * The request-target is split into scheme/authority/host/port/path/query
+ * according to its form; for origin-form the authority comes from Host.
+ * Exactly one Host is required for HTTP/1.1. */
+int http1_parse_request_head(const char *buf, size_t len,
+                             const struct http_limits *lim,
+                             struct http_request *req, size_t *consumed,
+                             int *status, char *err);
+
+/* Incremental chunked-body decoder (RFC 9112 §7.1). Trailers are parsed
+ * and discarded. */
+struct http_chunked {
+	int state;
+	uint64_t remaining;
+	size_t line_len;
+	size_t trailer_bytes;
+};
+
+void http_chunked_init(struct http_chunked *c);
+/* Feed in[0..len); decoded data is appended to out. *consumed is how much
+ * of in was used. Returns 1 when the final chunk and trailers are done, 0
+ * when more input is needed, -1 on a framing error (err says why). */
+int http_chunked_decode(struct http_chunked *c, const char *in, size_t len,
+                        struct buf *out, size_t *consumed, char *err);
+
+/* Parse a whole request (head + body by Content-Length or chunked) from a
+ * buffer, as the `sign`/`verify` commands read it from a file. A missing
+ * body when no framing is given is an empty body. */
+int http1_parse_request(const char *buf, size_t len,
+                        const struct http_limits *lim, struct http_request *req,
+                        char *err);
+
+/* Serialise a request for the wire: request line (method, target as
+ * received), the fields in order, CRLF, body. Content-Length is written as
+ * is; the caller keeps fields and body consistent. */
+void http1_write_request(const struct http_request *req, struct buf *out);
+
+/* RFC 9110 token character (tchar). */
+int http1_is_tchar(unsigned char c);
+
+#endif
