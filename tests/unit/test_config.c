@@ -2,6 +2,7 @@
  * test_config: the configuration parser — defaults, every validation error
  * naming its field, relative paths — and the static token source.
  */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,6 +323,8 @@ test_relative_paths(void)
 int
 main(void)
 {
+	if (sodium_init() < 0)
+		return 1;
 	test_defaults();
 	test_full();
 	test_errors();
