@@ -120,8 +120,7 @@ digest_final(struct digest_ctx *d, struct buf *out)
 }
 
 void
-digest_field(enum digest_alg alg, const void *body, size_t len,
-             struct buf *out)
+digest_field(enum digest_alg alg, const void *body, size_t len, struct buf *out)
 {
 	struct digest_ctx *d = digest_new(alg);
 
@@ -132,8 +131,7 @@ digest_field(enum digest_alg alg, const void *body, size_t len,
 }
 
 int
-digest_verify(const char *field_value, const void *body, size_t len,
-              char *err)
+digest_verify(const char *field_value, const void *body, size_t len, char *err)
 {
 	unsigned char h[EVP_MAX_MD_SIZE];
 	struct sfv_list dict;
@@ -170,8 +168,7 @@ digest_verify(const char *field_value, const void *body, size_t len,
 		}
 		digest_update(d, body, len);
 		n = digest_finish(d, h);
-		if (m->bare.nbytes != n ||
-		    memcmp(m->bare.bytes, h, n) != 0) {
+		if (m->bare.nbytes != n || memcmp(m->bare.bytes, h, n) != 0) {
 			want = b64_encode(h, n, B64_STD);
 			err_set(err,
 			        "Content-Digest %s does not match the body "
@@ -183,9 +180,8 @@ digest_verify(const char *field_value, const void *body, size_t len,
 		}
 	}
 	if (known == 0) {
-		err_set(err,
-		        "Content-Digest has no supported algorithm (need "
-		        "sha-256 or sha-512)");
+		err_set(err, "Content-Digest has no supported algorithm (need "
+		             "sha-256 or sha-512)");
 		goto fail;
 	}
 	sfv_list_free(&dict);

@@ -49,6 +49,9 @@ struct httpsig_profile {
 	                         the target has a query (lumoauth) */
 	int absent_as_empty;  /* a covered field that is absent is covered with
 	                         an empty value (lumoauth) instead of an error */
+	int body_fields_if_body; /* "content-digest" and "content-type" are
+	                            covered only when the request has a body
+	                            and the field (rfc9421, aauth-draft) */
 	enum httpsig_param
 	    params[HTTPSIG_MAX_PARAMS]; /* emitted in this order */
 	size_t nparams;

@@ -50,7 +50,7 @@ log_time(char *out, size_t len)
 {
 	struct timeval tv;
 	struct tm tm;
-	char tmp[32];
+	char tmp[64];
 
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
@@ -71,7 +71,7 @@ log_json_line(const char *json)
 static void
 log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {
-	char ts[40];
+	char ts[96];
 	struct buf msg;
 	json_t *o;
 	char *s;

@@ -230,7 +230,8 @@ sfv_parse_number(struct sfv_parser *p, struct sfv_bare *out)
 	if (nfrac == 0)
 		return sfv_fail(p, "decimal ends with '.'");
 	if (nfrac > 3)
-		return sfv_fail(p, "decimal with more than 3 fractional digits");
+		return sfv_fail(p,
+		                "decimal with more than 3 fractional digits");
 	while (nfrac < 3) {
 		v *= 10;
 		nfrac++;
@@ -260,8 +261,9 @@ sfv_parse_string(struct sfv_parser *p, struct sfv_bare *out)
 			c = sfv_peek(p);
 			if (c != '"' && c != '\\') {
 				buf_free(&b);
-				return sfv_fail(p, "bad escape in string "
-				                   "(only \\\" and \\\\ exist)");
+				return sfv_fail(p,
+				                "bad escape in string "
+				                "(only \\\" and \\\\ exist)");
 			}
 		} else if (c == '"') {
 			p->pos++;
@@ -274,7 +276,7 @@ sfv_parse_string(struct sfv_parser *p, struct sfv_bare *out)
 		p->pos++;
 	}
 	out->type = SFV_STRING;
-	buf_reserve(&b, 0);
+	buf_append(&b, "", 0);
 	out->str = buf_steal(&b);
 	return 0;
 }
@@ -316,7 +318,8 @@ sfv_parse_bytes(struct sfv_parser *p, struct sfv_bare *out)
 			break;
 		if (!sfv_is_alpha(c) && !sfv_is_digit(c) && c != '+' &&
 		    c != '/' && c != '=') {
-			if ((p->flags & SFV_RAW_BYTES) && (c == '-' || c == '_'))
+			if ((p->flags & SFV_RAW_BYTES) &&
+			    (c == '-' || c == '_'))
 				urlsafe = 1;
 			else
 				return sfv_fail(p, "character not allowed "
@@ -341,7 +344,7 @@ sfv_parse_bytes(struct sfv_parser *p, struct sfv_bare *out)
 		return sfv_fail(p, "byte sequence is not valid base64");
 	}
 	out->nbytes = b.len;
-	buf_reserve(&b, 0);
+	buf_append(&b, "", 0);
 	out->bytes = (unsigned char *)buf_steal(&b);
 	return 0;
 }
@@ -520,8 +523,8 @@ sfv_parse_separator(struct sfv_parser *p)
 }
 
 static void
-sfv_parser_init(struct sfv_parser *p, const char *s, size_t len,
-                unsigned flags, char *err)
+sfv_parser_init(struct sfv_parser *p, const char *s, size_t len, unsigned flags,
+                char *err)
 {
 	p->s = s;
 	p->len = len;
@@ -968,7 +971,6 @@ sfv_item_copy(struct sfv_item *dst, const struct sfv_item *src)
 	dst->params.v = xcalloc(src->params.n, sizeof(*dst->params.v));
 	for (i = 0; i < src->params.n; i++) {
 		dst->params.v[i].key = xstrdup(src->params.v[i].key);
-		sfv_bare_copy(&dst->params.v[i].value,
-		              &src->params.v[i].value);
+		sfv_bare_copy(&dst->params.v[i].value, &src->params.v[i].value);
 	}
 }

@@ -24,9 +24,9 @@ enum sfv_type {
  * most three fractional digits), so parse → serialise never rounds. */
 struct sfv_bare {
 	enum sfv_type type;
-	int64_t num;   /* integer; decimal × 1000; boolean 0/1 */
-	char *str;     /* string (unescaped) or token; for a byte sequence
-	                  the raw text between the colons */
+	int64_t num; /* integer; decimal × 1000; boolean 0/1 */
+	char *str;   /* string (unescaped) or token; for a byte sequence
+	                the raw text between the colons */
 	unsigned char *bytes; /* byte sequence, decoded; NULL when parsed
 	                         with SFV_RAW_BYTES and the text is not
 	                         standard base64 */
@@ -69,9 +69,10 @@ struct sfv_list {
 };
 
 /* Parse flags. */
-#define SFV_RAW_BYTES 0x1 /* accept base64url (-, _) inside :…: and keep
-                             the raw text — the LumoAuth profile puts
-                             base64url there; decode it yourself */
+#define SFV_RAW_BYTES                                                          \
+	0x1 /* accept base64url (-, _) inside :…: and keep                   \
+	       the raw text — the LumoAuth profile puts                      \
+	       base64url there; decode it yourself */
 
 /* Parse a whole field value. Returns 0, or -1 with err saying what is wrong
  * and at which offset. */

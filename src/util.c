@@ -116,6 +116,8 @@ buf_reserve(struct buf *b, size_t extra)
 		cap *= 2;
 	b->data = xrealloc(b->data, cap);
 	b->cap = cap;
+	/* Keep the "always NUL-terminated" promise for a fresh buffer too. */
+	b->data[b->len] = '\0';
 }
 
 void
