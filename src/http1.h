@@ -76,17 +76,36 @@ struct http_request {
 	/* The body once read (owned; may be NULL when body_len is 0). */
 	unsigned char *body;
 	size_t body_len;
+	/* Where http1_parse_request_head resumes after it returned 0, so a
+	 * head arriving in many small reads is scanned once, not once per
+	 * read. Private to http1.c; reset by http_request_init/free. */
+	struct http1_progress {
+		size_t pos;        /* next byte to examine */
+		size_t line_start; /* offset of the line being received */
+		unsigned line_no;  /* its 1-based number (for messages) */
+		unsigned leading;  /* empty lines before the request line */
+	} progress;
 };
 
 void http_request_init(struct http_request *r);
+/* Free everything and leave r initialised (ready for the next request). */
 void http_request_free(struct http_request *r);
 /* Replace the target parts (used after routing/rewriting). Each argument
  * may be NULL to keep the current value. */
 void http_request_set_scheme(struct http_request *r, const char *scheme);
 
+/* Used when lim is NULL or a limit is 0. */
+#define HTTP1_DEFAULT_MAX_HEAD_BYTES (64 * 1024)
+#define HTTP1_DEFAULT_MAX_FIELDS     100
+
 struct http_limits {
 	size_t max_head_bytes; /* request line + fields; beyond → 431 */
 	size_t max_fields;     /* beyond → 431 */
+	/* 0 (the default, and what the proxy uses): obs-fold is a 400.
+	 * 1: replace each obs-fold by one SP (RFC 9112 §5.2), which is what
+	 * RFC 9421 §2.1 signs. Only for `verify` of messages such as the
+	 * RFC's own examples; never for traffic the proxy forwards. */
+	int allow_obs_fold;
 };
 
 /* Parse a request head from buf[0..len). Returns:
@@ -96,14 +115,32 @@ struct http_limits {
  *      and err says why in words a client developer understands.
  * The request-target is split into scheme/authority/host/port/path/query
  * according to its form; for origin-form the authority comes from Host.
- * Exactly one Host is required for HTTP/1.1. */
+ * Exactly one Host is required for HTTP/1.1 (HTTP/1.0 without Host leaves
+ * authority and host NULL). Asterisk-form sets path "*", authority-form
+ * (CONNECT) sets path "".
+ *
+ * Incremental use: call again with the same req and the same bytes plus
+ * whatever arrived since; only the new bytes are scanned. Errors are found
+ * as soon as the offending byte arrives (bare CR/LF, NUL, control bytes,
+ * obs-fold) or its line ends, and a head longer than max_head_bytes is a
+ * 431 even before its end is seen. Free req (http_request_free) after any
+ * result; it may hold part of a request after 0 or -1.
+ *
+ * Decisions (all 400 unless said): Transfer-Encoding must be exactly
+ * "chunked" — a list whose final coding is not chunked, or chunked twice,
+ * is 400, any other coding before a final chunked is 501. Content-Length
+ * must appear once as plain digits: a repeated line or a comma list is 400
+ * even when the values are identical. Expect other than 100-continue is
+ * 417. At most 4 empty lines before the request line are skipped. */
 int http1_parse_request_head(const char *buf, size_t len,
                              const struct http_limits *lim,
                              struct http_request *req, size_t *consumed,
                              int *status, char *err);
 
 /* Incremental chunked-body decoder (RFC 9112 §7.1). Trailers are parsed
- * and discarded. */
+ * and discarded. Limits: at most 16 hex digits of chunk size, a size line
+ * (with extensions) of at most 4 KiB, trailers of at most 16 KiB in all.
+ * No whitespace is accepted between the size and ';' or CRLF. */
 struct http_chunked {
 	int state;
 	uint64_t remaining;
@@ -120,7 +157,10 @@ int http_chunked_decode(struct http_chunked *c, const char *in, size_t len,
 
 /* Parse a whole request (head + body by Content-Length or chunked) from a
  * buffer, as the `sign`/`verify` commands read it from a file. A missing
- * body when no framing is given is an empty body. */
+ * body when no framing is given is an empty body; bytes after the body are
+ * an error. A chunked body is decoded and the request rewritten to carry it
+ * with Content-Length (Transfer-Encoding removed, trailers dropped), so what
+ * http1_write_request emits is exactly what gets signed. lim may be NULL. */
 int http1_parse_request(const char *buf, size_t len,
                         const struct http_limits *lim, struct http_request *req,
                         char *err);
@@ -132,5 +172,14 @@ void http1_write_request(const struct http_request *req, struct buf *out);
 
 /* RFC 9110 token character (tchar). */
 int http1_is_tchar(unsigned char c);
+
+/* Reason phrase for a status code ("Bad Request"); "Unknown" if none. */
+const char *http1_status_reason(int status);
+/* "HTTP/1.1 <status> <reason>\r\n", the fields (may be NULL), "\r\n". */
+void http1_write_response_head(struct buf *out, int status,
+                               const struct http_fields *fields);
+/* One chunk of a chunked body: "<hex>\r\n<data>\r\n"; len 0 writes the
+ * last chunk "0\r\n\r\n". */
+void http1_write_chunk(struct buf *out, const void *data, size_t len);
 
 #endif
