@@ -148,7 +148,7 @@ key_read_file(const char *path, int private, struct buf *out, char *err)
 	}
 	OPENSSL_cleanse(chunk, sizeof(chunk));
 	close(fd);
-	buf_reserve(out, 0);
+	buf_append(out, "", 0); /* NUL-terminated even when empty */
 	return 0;
 fail:
 	OPENSSL_cleanse(chunk, sizeof(chunk));
