@@ -290,10 +290,13 @@ http_request_free(struct http_request *r)
 void
 http_request_set_scheme(struct http_request *r, const char *scheme)
 {
-	if (scheme == NULL)
+	char *old = r->scheme;
+
+	if (scheme == NULL || scheme == old)
 		return;
-	free(r->scheme);
+	/* Copy first: scheme may point into the string being replaced. */
 	r->scheme = xstrdup(scheme);
+	free(old);
 }
 
 /* ---- request line and target ---- */

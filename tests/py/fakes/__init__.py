@@ -1,0 +1,1 @@
+"""Fake servers and an independent LumoAuth-profile verifier for the tests."""
