@@ -33,7 +33,7 @@ install_pkgs() {
 
 build() { # build DIR [meson options...]
 	local dir=$1; shift
-	if [ ! -f "$dir/build.ninja" ]; then meson setup "$dir" "$@" >/dev/null; fi
+	if [ ! -f "$dir/build.ninja" ]; then meson setup "$dir" "$@" >/dev/null || meson setup --wipe "$dir" "$@"; fi
 	meson compile -C "$dir" >/dev/null || meson compile -C "$dir"
 }
 

@@ -21,11 +21,60 @@
  * the caller decides between an empty value and an error. */
 #define HTTPSIG_ABSENT 1
 
-static const char *const httpsig_derived[] = {
-    "@method",         "@target-uri", "@authority", "@scheme",
-    "@request-target", "@path",       "@query",     "@query-param",
+enum httpsig_kind {
+	HTTPSIG_K_FIELD,
+	HTTPSIG_K_METHOD,
+	HTTPSIG_K_TARGET_URI,
+	HTTPSIG_K_AUTHORITY,
+	HTTPSIG_K_SCHEME,
+	HTTPSIG_K_REQUEST_TARGET,
+	HTTPSIG_K_PATH,
+	HTTPSIG_K_QUERY,
+	HTTPSIG_K_QUERY_PARAM,
+};
+
+static const struct {
+	const char *name;
+	enum httpsig_kind kind;
+} httpsig_derived[] = {
+    {"@method", HTTPSIG_K_METHOD},
+    {"@target-uri", HTTPSIG_K_TARGET_URI},
+    {"@authority", HTTPSIG_K_AUTHORITY},
+    {"@scheme", HTTPSIG_K_SCHEME},
+    {"@request-target", HTTPSIG_K_REQUEST_TARGET},
+    {"@path", HTTPSIG_K_PATH},
+    {"@query", HTTPSIG_K_QUERY},
+    {"@query-param", HTTPSIG_K_QUERY_PARAM},
 };
 #define HTTPSIG_NDERIVED (sizeof(httpsig_derived) / sizeof(httpsig_derived[0]))
+
+/* A covered component after httpsig_check_component: everything the base
+ * builder needs, so it never looks at identifier text or parameters again.
+ * Strings point into the sfv_item and the serialised text it came from. */
+struct httpsig_comp {
+	enum httpsig_kind kind;
+	const char *text; /* serialised identifier: "example-dict";key="a" */
+	size_t textlen;
+	const char *name; /* the field name (lower case) or derived name */
+	const char *arg;  /* the ;key member or the @query-param name */
+	int sf, bs;
+	int body_field; /* plain "content-digest" or "content-type" */
+};
+
+/* A list of components: a profile's, made once at set-up, or the ones a
+ * received Signature-Input covers. */
+struct httpsig_comps {
+	char **of; /* the profile->components array this was made from */
+	size_t n;
+	struct sfv_item *items; /* owned when made from a profile */
+	struct httpsig_comp *v;
+	const struct httpsig_comp **p; /* &v[i], for the base builder */
+	struct buf texts; /* every identifier's text, NUL-separated */
+};
+
+/* What query_if_present inserts after "@path". */
+static const struct httpsig_comp httpsig_query_comp = {
+    HTTPSIG_K_QUERY, "\"@query\"", 8, "@query", NULL, 0, 0, 0};
 
 static const char *const httpsig_param_names[] = {
     [HTTPSIG_PARAM_CREATED] = "created", [HTTPSIG_PARAM_EXPIRES] = "expires",
@@ -65,6 +114,9 @@ static const struct {
     {"want-content-digest", HTTPSIG_SF_DICT},
     {"want-repr-digest", HTTPSIG_SF_DICT},
 };
+
+static int httpsig_profile_prepare(struct httpsig_profile *p, char *err);
+static void httpsig_comps_free(struct httpsig_comps *cs);
 
 /* ---- profiles ---- */
 
@@ -149,6 +201,10 @@ httpsig_profile_builtin(struct httpsig_profile *p, const char *name, char *err)
 		return -1;
 	}
 	p->name = xstrdup(name);
+	if (httpsig_profile_prepare(p, err) == -1) {
+		httpsig_profile_free(p);
+		return -1;
+	}
 	return 0;
 }
 
@@ -162,20 +218,22 @@ httpsig_profile_free(struct httpsig_profile *p)
 	free(p->alg);
 	free(p->tag);
 	free(p->default_content_type);
+	httpsig_comps_free(p->comps);
 	memset(p, 0, sizeof(*p));
 }
 
 /* ---- component identifiers ---- */
 
+/* The kind of a derived component name; -1 for an unknown one. */
 static int
-httpsig_is_derived(const char *name)
+httpsig_derived_kind(const char *name)
 {
 	size_t i;
 
 	for (i = 0; i < HTTPSIG_NDERIVED; i++)
-		if (strcmp(name, httpsig_derived[i]) == 0)
-			return 1;
-	return 0;
+		if (strcmp(name, httpsig_derived[i].name) == 0)
+			return (int)httpsig_derived[i].kind;
+	return -1;
 }
 
 static int
@@ -214,7 +272,7 @@ httpsig_check_component(const struct sfv_item *c, char *err)
 			             "covered component");
 			return -1;
 		}
-		if (!httpsig_is_derived(name)) {
+		if (httpsig_derived_kind(name) == -1) {
 			err_set(err,
 			        "unknown derived component \"%s\" (known: "
 			        "@method @target-uri @authority @scheme "
@@ -415,14 +473,181 @@ httpsig_component_text(const struct sfv_item *c, struct buf *out, char *err)
 	return 0;
 }
 
+/* ---- component lists ---- */
+
+/* Check one identifier and record what the base builder needs; c->text is
+ * filled by httpsig_comps_texts. */
+static int
+httpsig_classify(const struct sfv_item *it, struct httpsig_comp *c, char *err)
+{
+	const struct sfv_bare *v;
+
+	if (httpsig_check_component(it, err) == -1)
+		return -1;
+	c->name = it->bare.str;
+	c->arg = NULL;
+	c->sf = c->bs = c->body_field = 0;
+	if (*c->name == '@') {
+		c->kind = (enum httpsig_kind)httpsig_derived_kind(c->name);
+		if (c->kind == HTTPSIG_K_QUERY_PARAM)
+			c->arg = sfv_params_get(&it->params, "name")->str;
+		return 0;
+	}
+	c->kind = HTTPSIG_K_FIELD;
+	if ((v = sfv_params_get(&it->params, "key")) != NULL)
+		c->arg = v->str;
+	c->sf = sfv_params_get(&it->params, "sf") != NULL;
+	c->bs = sfv_params_get(&it->params, "bs") != NULL;
+	c->body_field =
+	    it->params.n == 0 && (strcmp(c->name, "content-digest") == 0 ||
+	                          strcmp(c->name, "content-type") == 0);
+	return 0;
+}
+
+/* Serialise each identifier once: coverage checks, base lines and
+ * @signature-params all use this text. */
+static int
+httpsig_comps_texts(struct httpsig_comps *cs, const struct sfv_item *items,
+                    size_t n, char *err)
+{
+	size_t i, start, off = 0;
+
+	cs->n = n;
+	cs->v = xcalloc(n ? n : 1, sizeof(*cs->v));
+	cs->p = xcalloc(n ? n : 1, sizeof(*cs->p));
+	for (i = 0; i < n; i++) {
+		cs->p[i] = &cs->v[i];
+		start = cs->texts.len;
+		if (httpsig_component_text(&items[i], &cs->texts, err) == -1)
+			return -1;
+		cs->v[i].textlen = cs->texts.len - start;
+		buf_append(&cs->texts, "", 1); /* the NUL separator */
+	}
+	/* Pointers only now: texts moved while it grew. */
+	for (i = 0; i < n; i++) {
+		cs->v[i].text = cs->texts.data + off;
+		off += cs->v[i].textlen + 1;
+	}
+	return 0;
+}
+
+/* Check and classify every identifier; each may appear only once (§2.5). */
+static int
+httpsig_comps_check(struct httpsig_comps *cs, const struct sfv_item *items,
+                    char *err)
+{
+	size_t i, j;
+
+	for (i = 0; i < cs->n; i++) {
+		if (httpsig_classify(&items[i], &cs->v[i], err) == -1)
+			return -1;
+		for (j = 0; j < i; j++) {
+			if (cs->v[j].textlen == cs->v[i].textlen &&
+			    memcmp(cs->v[j].text, cs->v[i].text,
+			           cs->v[i].textlen) == 0) {
+				err_set(err, "component %s is covered twice",
+				        cs->v[i].text);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+static void
+httpsig_comps_clear(struct httpsig_comps *cs)
+{
+	size_t i;
+
+	if (cs->items != NULL)
+		for (i = 0; i < cs->n; i++)
+			sfv_item_free(&cs->items[i]);
+	free(cs->items);
+	free(cs->v);
+	free(cs->p);
+	buf_free(&cs->texts);
+	memset(cs, 0, sizeof(*cs));
+}
+
+static void
+httpsig_comps_free(struct httpsig_comps *cs)
+{
+	if (cs == NULL)
+		return;
+	httpsig_comps_clear(cs);
+	free(cs);
+}
+
+/* A profile's serialised identifiers, parsed into cs. */
+static int
+httpsig_comps_parse(struct httpsig_comps *cs, char **ids, size_t n, char *err)
+{
+	struct sfv_member m;
+	char perr[ERR_MAX];
+	size_t i;
+
+	memset(cs, 0, sizeof(*cs));
+	cs->of = ids;
+	cs->n = n;
+	cs->items = xcalloc(n ? n : 1, sizeof(*cs->items));
+	for (i = 0; i < n; i++) {
+		if (sfv_parse_item(ids[i], strlen(ids[i]), 0, &m, perr) == -1) {
+			err_set(err, "profile component %s: %s", ids[i], perr);
+			goto fail;
+		}
+		cs->items[i].bare = m.bare;
+		cs->items[i].params = m.params;
+		memset(&m.bare, 0, sizeof(m.bare));
+		memset(&m.params, 0, sizeof(m.params));
+		sfv_member_free(&m);
+	}
+	if (httpsig_comps_texts(cs, cs->items, n, err) == -1 ||
+	    httpsig_comps_check(cs, cs->items, err) == -1)
+		goto fail;
+	return 0;
+fail:
+	httpsig_comps_clear(cs);
+	return -1;
+}
+
+/* Set-up time: parse the profile's components once for every request. */
+static int
+httpsig_profile_prepare(struct httpsig_profile *p, char *err)
+{
+	struct httpsig_comps *cs = xcalloc(1, sizeof(*cs));
+
+	if (httpsig_comps_parse(cs, p->components, p->ncomponents, err) == -1) {
+		free(cs);
+		return -1;
+	}
+	httpsig_comps_free(p->comps);
+	p->comps = cs;
+	return 0;
+}
+
+/* The profile's prepared components; if `components` was replaced
+ * without httpsig_profile_set_components, they are parsed now into tmp
+ * (which the caller clears), so a stale list is never used. */
+static const struct httpsig_comps *
+httpsig_profile_comps(const struct httpsig_profile *p,
+                      struct httpsig_comps *tmp, char *err)
+{
+	if (p->comps != NULL && p->comps->of == p->components &&
+	    p->comps->n == p->ncomponents)
+		return p->comps;
+	if (httpsig_comps_parse(tmp, p->components, p->ncomponents, err) == -1)
+		return NULL;
+	return tmp;
+}
+
 int
 httpsig_profile_set_components(struct httpsig_profile *p,
                                const char *const *ids, size_t n, char *err)
 {
-	char **v = xcalloc(n ? n : 1, sizeof(*v));
+	char **v = xcalloc(n ? n : 1, sizeof(*v)), **old;
 	struct sfv_item it;
 	struct buf b;
-	size_t i, j;
+	size_t i, j, oldn;
 
 	buf_init(&b);
 	for (i = 0; i < n; i++) {
@@ -448,9 +673,18 @@ httpsig_profile_set_components(struct httpsig_profile *p,
 		v[i] = xstrdup(b.data);
 	}
 	buf_free(&b);
-	httpsig_strv_free(p->components, p->ncomponents);
+	old = p->components;
+	oldn = p->ncomponents;
 	p->components = v;
 	p->ncomponents = n;
+	if (httpsig_profile_prepare(p, err) == -1) {
+		/* Not for identifiers checked above; keep the old list. */
+		p->components = old;
+		p->ncomponents = oldn;
+		httpsig_strv_free(v, n);
+		return -1;
+	}
+	httpsig_strv_free(old, oldn);
 	return 0;
 fail:
 	buf_free(&b);
@@ -510,10 +744,18 @@ httpsig_is_ows(int c)
 static void
 httpsig_canon_line(const char *v, struct buf *out)
 {
-	size_t start = out->len;
+	size_t start = out->len, n;
 
 	while (httpsig_is_ows((unsigned char)*v))
 		v++;
+	n = strcspn(v, "\r\n");
+	if (v[n] == '\0') {
+		/* No fold (the proxy's parser refuses them): one copy. */
+		while (n > 0 && httpsig_is_ows((unsigned char)v[n - 1]))
+			n--;
+		buf_append(out, v, n);
+		return;
+	}
 	for (; *v; v++) {
 		if (*v == '\r' || *v == '\n') {
 			while (out->len > start &&
@@ -547,8 +789,25 @@ httpsig_trim_line(const char *v, struct buf *out)
 	buf_append(out, v, n);
 }
 
-/* All lines of a field, canonicalised and joined with ", " (§2.1).
- * Returns the number of lines (0: absent). */
+/* Is the received field name `have` the component name `want`? Component
+ * names are lower case (httpsig_check_component saw to it). */
+static int
+httpsig_name_is(const char *have, const char *want)
+{
+	unsigned char h;
+
+	for (; *want != '\0'; have++, want++) {
+		h = (unsigned char)*have;
+		if (h >= 'A' && h <= 'Z')
+			h = (unsigned char)(h + ('a' - 'A'));
+		if (h != (unsigned char)*want)
+			return 0;
+	}
+	return *have == '\0';
+}
+
+/* All lines of a field, canonicalised and joined with ", " (§2.1),
+ * appended to out. Returns the number of lines (0: absent). */
 static size_t
 httpsig_field_joined(const struct http_request *req, const char *name,
                      struct buf *out)
@@ -557,7 +816,7 @@ httpsig_field_joined(const struct http_request *req, const char *name,
 
 	buf_append(out, "", 0);
 	for (i = 0; i < req->fields.n; i++) {
-		if (!util_strcaseeq(req->fields.v[i].name, name))
+		if (!httpsig_name_is(req->fields.v[i].name, name))
 			continue;
 		if (n++ > 0)
 			buf_appends(out, ", ");
@@ -647,23 +906,22 @@ httpsig_value_key(const char *name, const char *value, const char *key,
 }
 
 static int
-httpsig_value_field(const struct http_request *req, const struct sfv_item *c,
-                    struct buf *out, char *err)
+httpsig_value_field(const struct http_request *req,
+                    const struct httpsig_comp *c, struct buf *out, char *err)
 {
-	const char *name = c->bare.str;
-	const struct sfv_bare *key = sfv_params_get(&c->params, "key");
+	const char *name = c->name;
 	struct buf joined;
 	char *b64;
 	size_t i, n = 0;
 	int r;
 
-	if (sfv_params_get(&c->params, "bs") != NULL) {
+	if (c->bs) {
 		/* §2.1.3: each line separately, wrapped as a byte sequence. */
 		struct buf line;
 
 		buf_init(&line);
 		for (i = 0; i < req->fields.n; i++) {
-			if (!util_strcaseeq(req->fields.v[i].name, name))
+			if (!httpsig_name_is(req->fields.v[i].name, name))
 				continue;
 			buf_reset(&line);
 			httpsig_trim_line(req->fields.v[i].value, &line);
@@ -675,19 +933,19 @@ httpsig_value_field(const struct http_request *req, const struct sfv_item *c,
 		buf_free(&line);
 		return n == 0 ? HTTPSIG_ABSENT : 0;
 	}
+	if (c->arg == NULL && !c->sf) /* the common case: straight into out */
+		return httpsig_field_joined(req, name, out) == 0
+		           ? HTTPSIG_ABSENT
+		           : 0;
 	buf_init(&joined);
 	if (httpsig_field_joined(req, name, &joined) == 0) {
 		buf_free(&joined);
 		return HTTPSIG_ABSENT;
 	}
-	if (key != NULL)
-		r = httpsig_value_key(name, joined.data, key->str, out, err);
-	else if (sfv_params_get(&c->params, "sf") != NULL)
+	if (c->arg != NULL)
+		r = httpsig_value_key(name, joined.data, c->arg, out, err);
+	else
 		r = httpsig_value_sf(name, joined.data, out, err);
-	else {
-		buf_append(out, joined.data, joined.len);
-		r = 0;
-	}
 	buf_free(&joined);
 	return r;
 }
@@ -871,9 +1129,10 @@ httpsig_qp_encode(const char *s, size_t n, struct buf *out)
 /* §2.2.8 */
 static int
 httpsig_value_query_param(const struct http_request *req,
-                          const struct sfv_item *c, struct buf *out, char *err)
+                          const struct httpsig_comp *c, struct buf *out,
+                          char *err)
 {
-	const char *want = sfv_params_get(&c->params, "name")->str;
+	const char *want = c->arg;
 	const char *q = req->query ? req->query : "", *seg, *amp, *eq;
 	struct buf name, dec, val;
 	size_t seglen, found = 0;
@@ -942,131 +1201,170 @@ httpsig_value_query_param(const struct http_request *req,
  * request does not have, or -1. */
 static int
 httpsig_component_value(const struct http_request *req,
-                        const struct sfv_item *c, struct buf *out, char *err)
+                        const struct httpsig_comp *c, struct buf *out,
+                        char *err)
 {
-	const char *name = c->bare.str;
-
-	if (httpsig_check_component(c, err) == -1)
-		return -1;
-	if (*name != '@')
+	switch (c->kind) {
+	case HTTPSIG_K_FIELD:
 		return httpsig_value_field(req, c, out, err);
-	if (strcmp(name, "@method") == 0) {
+	case HTTPSIG_K_METHOD:
 		buf_appends(out, req->method);
 		return 0;
-	}
-	if (strcmp(name, "@authority") == 0)
+	case HTTPSIG_K_AUTHORITY:
 		return httpsig_value_authority(req, out, err);
-	if (strcmp(name, "@scheme") == 0)
+	case HTTPSIG_K_SCHEME:
 		return httpsig_value_scheme(req, out, "@scheme", err);
-	if (strcmp(name, "@target-uri") == 0)
+	case HTTPSIG_K_TARGET_URI:
 		return httpsig_value_target_uri(req, out, err);
-	if (strcmp(name, "@request-target") == 0) {
+	case HTTPSIG_K_REQUEST_TARGET:
 		buf_appends(out, req->target);
 		return 0;
-	}
-	if (strcmp(name, "@path") == 0) {
+	case HTTPSIG_K_PATH:
 		/* §2.2.6: as on the wire, "/" when empty. */
 		buf_appends(out, req->path && *req->path ? req->path : "/");
 		return 0;
-	}
-	if (strcmp(name, "@query") == 0) {
+	case HTTPSIG_K_QUERY:
 		buf_appendc(out, '?');
 		buf_appends(out, req->query ? req->query : "");
 		return 0;
+	case HTTPSIG_K_QUERY_PARAM:
+		return httpsig_value_query_param(req, c, out, err);
 	}
-	return httpsig_value_query_param(req, c, out, err);
+	err_set(err, "unknown component kind %d", (int)c->kind);
+	return -1;
 }
 
 /* ---- the signature base ---- */
 
-/* §2.5. sig is the inner list with its parameters. */
-static int
-httpsig_build_base(const struct http_request *req, const struct sfv_member *sig,
-                   int absent_as_empty, struct buf *out, char *err)
+/* "(" identifiers ")", the inner list of Signature-Input and of the
+ * @signature-params line, from the identifiers' text. */
+static void
+httpsig_inner_list(const struct httpsig_comp *const *c, size_t n,
+                   struct buf *out)
 {
-	struct buf ids, id;
+	size_t i;
+
+	buf_appendc(out, '(');
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			buf_appendc(out, ' ');
+		buf_append(out, c[i]->text, c[i]->textlen);
+	}
+	buf_appendc(out, ')');
+}
+
+/* Enough room for a base in the usual case, so it is built in one
+ * allocation: the identifiers, every field value (a bound for the covered
+ * ones) and the target parts. */
+static size_t
+httpsig_base_size(const struct http_request *req,
+                  const struct httpsig_comp *const *c, size_t n,
+                  size_t params_len)
+{
+	size_t i, size = 64 + params_len;
+
+	for (i = 0; i < n; i++)
+		size += c[i]->textlen + 3;
+	for (i = 0; i < req->fields.n; i++)
+		size += strlen(req->fields.v[i].value) + 2;
+	if (req->target != NULL)
+		size += 2 * strlen(req->target);
+	if (req->authority != NULL)
+		size += strlen(req->authority);
+	return size;
+}
+
+/* §2.5: a line per covered component, then "@signature-params" whose
+ * value (the serialised inner list and parameters) the caller made once
+ * and also uses for Signature-Input. */
+static int
+httpsig_build_base(const struct http_request *req,
+                   const struct httpsig_comp *const *c, size_t n,
+                   int absent_as_empty, const char *params, size_t params_len,
+                   struct buf *out, char *err)
+{
 	size_t i, start;
-	const char *s;
 	int r;
 
-	if (!sig->is_inner) {
-		err_set(err, "the signature input is not an inner list of "
-		             "components");
-		return -1;
-	}
-	buf_init(&ids);
-	buf_init(&id);
 	buf_reset(out);
-	buf_append(out, "", 0);
-	for (i = 0; i < sig->nitems; i++) {
-		buf_reset(&id);
-		if (httpsig_check_component(&sig->items[i], err) == -1 ||
-		    httpsig_component_text(&sig->items[i], &id, err) == -1)
-			goto fail;
-		/* §2.5: an identifier may appear only once. ids holds the
-		 * earlier ones, each followed by a NUL. */
-		for (s = ids.data; s != NULL && s < ids.data + ids.len;
-		     s += strlen(s) + 1) {
-			if (strcmp(s, id.data) == 0) {
-				err_set(err, "component %s is covered twice",
-				        id.data);
-				goto fail;
-			}
-		}
-		buf_append(&ids, id.data, id.len + 1);
-		buf_append(out, id.data, id.len);
-		buf_appends(out, ": ");
+	buf_reserve(out, httpsig_base_size(req, c, n, params_len));
+	for (i = 0; i < n; i++) {
+		buf_append(out, c[i]->text, c[i]->textlen);
+		buf_append(out, ": ", 2);
 		start = out->len;
-		r = httpsig_component_value(req, &sig->items[i], out, err);
+		r = httpsig_component_value(req, c[i], out, err);
 		if (r == -1)
-			goto fail;
+			return -1;
 		if (r == HTTPSIG_ABSENT && !absent_as_empty) {
 			err_set(err, "covered field %s is not in the request",
-			        id.data);
-			goto fail;
+			        c[i]->text);
+			return -1;
 		}
 		/* A line break inside a value would forge base lines. */
 		if (memchr(out->data + start, '\n', out->len - start) ||
 		    memchr(out->data + start, '\r', out->len - start)) {
 			err_set(err, "value of %s contains a line break",
-			        id.data);
-			goto fail;
+			        c[i]->text);
+			return -1;
 		}
 		buf_appendc(out, '\n');
 	}
 	buf_appends(out, "\"@signature-params\": ");
-	buf_reset(&id);
-	if (sfv_serialize_member(sig, &id, err) == -1)
-		goto fail;
-	buf_append(out, id.data, id.len);
-	buf_free(&ids);
-	buf_free(&id);
+	buf_append(out, params, params_len);
 	return 0;
-fail:
-	buf_free(&ids);
-	buf_free(&id);
-	return -1;
+}
+
+/* A received Signature-Input member as components: identifiers checked,
+ * no repeats, and params receives the @signature-params value (the
+ * canonical serialisation of the parsed member, not the received text). */
+static int
+httpsig_received(const struct sfv_member *m, struct httpsig_comps *cs,
+                 struct buf *params, char *err)
+{
+	if (httpsig_comps_check(cs, m->items, err) == -1)
+		return -1;
+	httpsig_inner_list(cs->p, cs->n, params);
+	return sfv_serialize_params(&m->params, params, err);
 }
 
 int
 httpsig_base(const struct http_request *req, const char *member_value,
              int absent_as_empty, struct buf *out, char *err)
 {
+	struct httpsig_comps cs;
 	struct sfv_member m;
+	struct buf params;
 	char perr[ERR_MAX];
-	int r;
+	int r = -1;
 
 	if (sfv_parse_member(member_value, strlen(member_value), 0, &m, perr) ==
 	    -1) {
 		err_set(err, "bad Signature-Input member: %s", perr);
 		return -1;
 	}
-	r = httpsig_build_base(req, &m, absent_as_empty, out, err);
+	memset(&cs, 0, sizeof(cs));
+	buf_init(&params);
+	if (!m.is_inner) {
+		err_set(err, "the signature input is not an inner list of "
+		             "components");
+		goto out;
+	}
+	if (httpsig_comps_texts(&cs, m.items, m.nitems, err) == -1 ||
+	    httpsig_received(&m, &cs, &params, err) == -1)
+		goto out;
+	r = httpsig_build_base(req, cs.p, cs.n, absent_as_empty, params.data,
+	                       params.len, out, err);
+out:
+	httpsig_comps_clear(&cs);
+	buf_free(&params);
 	sfv_member_free(&m);
 	return r;
 }
 
 /* ---- signing ---- */
+
+/* Room on the stack for the covered list of any ordinary profile. */
+#define HTTPSIG_SEL_STACK 16
 
 static int
 httpsig_has_body(const struct http_request *req)
@@ -1074,147 +1372,150 @@ httpsig_has_body(const struct http_request *req)
 	return req->body_len > 0;
 }
 
-/* With body_fields_if_body, content-digest and content-type describe a
- * body: they are covered when there is one and the field is there (the
- * signer adds Content-Digest itself, so only a missing Content-Type on a
- * body is left out). A verifier derives the same list from the request it
- * got, so stripping such a field does not help: the signature covers it. */
-static int
-httpsig_skip_body_field(const struct httpsig_profile *p,
-                        const struct http_request *req, const char *id)
+/* The components this profile covers on this request, in order: the
+ * profile's list, minus absent body fields when the profile says so (with
+ * body_fields_if_body, content-digest and content-type describe a body:
+ * they are covered when there is one and the field is there — the signer
+ * adds Content-Digest itself, so only a missing Content-Type on a body is
+ * left out; a verifier derives the same list from the request it got, so
+ * stripping such a field does not help), plus "@query" after "@path" when
+ * the profile asks for it. v has room for cs->n + 1. */
+static size_t
+httpsig_select(const struct httpsig_profile *p, const struct httpsig_comps *cs,
+               const struct http_request *req, const struct httpsig_comp **v)
 {
-	const char *name;
-
-	if (!p->body_fields_if_body)
-		return 0;
-	if (strcmp(id, "\"content-digest\"") == 0)
-		name = "content-digest";
-	else if (strcmp(id, "\"content-type\"") == 0)
-		name = "content-type";
-	else
-		return 0;
-	return !httpsig_has_body(req) ||
-	       http_fields_get(&req->fields, name) == NULL;
-}
-
-/* The components this profile covers on this request, serialised, in
- * order: the profile's list, minus absent body fields when the profile
- * says so, plus "@query" after "@path" when it asks for it. */
-static char **
-httpsig_profile_components(const struct httpsig_profile *p,
-                           const struct http_request *req, size_t *n)
-{
-	char **v = xcalloc(p->ncomponents + 2, sizeof(*v));
+	const struct httpsig_comp *c;
 	int query =
 	    p->query_if_present && req->query != NULL && *req->query != '\0';
-	size_t i;
+	size_t i, n = 0;
 
-	*n = 0;
-	for (i = 0; i < p->ncomponents; i++) {
-		if (httpsig_skip_body_field(p, req, p->components[i]))
+	for (i = 0; i < cs->n; i++) {
+		c = &cs->v[i];
+		if (p->body_fields_if_body && c->body_field &&
+		    (!httpsig_has_body(req) ||
+		     http_fields_get(&req->fields, c->name) == NULL))
 			continue;
-		if (query && strcmp(p->components[i], "\"@query\"") == 0)
+		if (query && c->kind == HTTPSIG_K_QUERY)
 			continue; /* added right after @path below */
-		v[(*n)++] = p->components[i];
-		if (query && strcmp(p->components[i], "\"@path\"") == 0) {
-			v[(*n)++] = "\"@query\"";
+		v[n++] = c;
+		if (query && c->kind == HTTPSIG_K_PATH) {
+			v[n++] = &httpsig_query_comp;
 			query = 0;
 		}
 	}
 	if (query) /* no @path in the list: @query goes last */
-		v[(*n)++] = "\"@query\"";
-	return v;
+		v[n++] = &httpsig_query_comp;
+	return n;
 }
 
+/* Base64 straight into out (no temporary string). */
+static void
+httpsig_append_b64(struct buf *out, const unsigned char *p, size_t n,
+                   int variant)
+{
+	size_t enc = sodium_base64_encoded_len(n, variant);
+
+	buf_reserve(out, enc);
+	sodium_bin2base64(out->data + out->len, enc, p, n, variant);
+	out->len += enc - 1; /* enc counts the NUL */
+}
+
+/* Signature-Key, built as text: an sfv Dictionary of one member whose
+ * only free-form parts are strings. b is scratch. */
 static int
 httpsig_add_sigkey(const struct httpsig_profile *p, const struct key *k,
                    struct http_request *req, const struct httpsig_sign_opts *o,
-                   char *err)
+                   struct buf *b, char *err)
 {
-	struct sfv_list d;
-	struct sfv_member m;
 	struct sfv_bare v;
-	struct buf b;
-	int r;
 
 	if (p->sigkey == HTTPSIG_SIGKEY_NONE)
 		return 0;
-	memset(&m, 0, sizeof(m));
-	m.key = xstrdup(p->label);
+	memset(&v, 0, sizeof(v));
+	v.type = SFV_STRING;
+	buf_reset(b);
+	buf_appends(b, p->label);
 	if (p->sigkey == HTTPSIG_SIGKEY_HWK) {
-		sfv_bare_set_token(&m.bare, "hwk");
-		sfv_bare_set_string(&v, "OKP");
-		sfv_params_put(&m.params, "kty", &v);
-		sfv_bare_set_string(&v, "Ed25519");
-		sfv_params_put(&m.params, "crv", &v);
-		sfv_bare_set_string(&v, k->x);
-		sfv_params_put(&m.params, "x", &v);
+		buf_appends(b, "=hwk;kty=\"OKP\";crv=\"Ed25519\";x=");
+		v.str = (char *)k->x; /* only read */
 	} else {
 		if (o == NULL || o->sigkey_jwt == NULL) {
-			sfv_member_free(&m);
 			err_set(err,
 			        "profile %s sends Signature-Key: jwt, but "
 			        "no token was given",
 			        p->name ? p->name : "");
 			return -1;
 		}
-		sfv_bare_set_token(&m.bare, "jwt");
-		sfv_bare_set_string(&v, o->sigkey_jwt);
-		sfv_params_put(&m.params, "jwt", &v);
+		buf_appends(b, "=jwt;jwt=");
+		v.str = (char *)o->sigkey_jwt; /* only read */
 	}
-	d.v = &m;
-	d.n = 1;
-	buf_init(&b);
-	r = sfv_serialize_dict(&d, &b, err);
-	if (r == 0)
-		http_fields_set(&req->fields, "Signature-Key", b.data);
-	buf_free(&b);
-	sfv_member_free(&m);
-	return r;
+	if (sfv_serialize_bare(&v, b, err) == -1)
+		return -1;
+	http_fields_set(&req->fields, "Signature-Key", b->data);
+	return 0;
 }
 
-/* Fill sig->params from the profile. */
+/* The signature parameters in the profile's order (";created=…;nonce=…"),
+ * appended to out. */
 static int
-httpsig_make_params(const struct httpsig_profile *p, const struct key *k,
-                    const struct httpsig_sign_opts *o, struct sfv_member *sig,
+httpsig_sign_params(const struct httpsig_profile *p, const struct key *k,
+                    const struct httpsig_sign_opts *o, struct buf *out,
                     char *err)
 {
 	unsigned char nb[HTTPSIG_NONCE_MAX];
 	int64_t created = o && o->created ? o->created : util_now();
+	enum httpsig_param w;
 	struct sfv_bare v;
+	unsigned seen = 0;
 	size_t i, nn;
-	char *s;
 
+	memset(&v, 0, sizeof(v));
 	for (i = 0; i < p->nparams; i++) {
-		switch (p->params[i]) {
+		w = p->params[i];
+		if ((size_t)w >= HTTPSIG_NPARAM_NAMES) {
+			err_set(err, "unknown signature parameter %d", (int)w);
+			return -1;
+		}
+		if (seen & (1u << w))
+			continue; /* a parameter appears once (§4.2.3.2) */
+		seen |= 1u << w;
+		buf_appendc(out, ';');
+		buf_appends(out, httpsig_param_names[w]);
+		buf_appendc(out, '=');
+		v.type = SFV_STRING;
+		switch (w) {
 		case HTTPSIG_PARAM_CREATED:
-			sfv_bare_set_integer(&v, created);
+			v.type = SFV_INTEGER;
+			v.num = created;
 			break;
 		case HTTPSIG_PARAM_EXPIRES:
-			sfv_bare_set_integer(&v, created + p->expires_in);
+			v.type = SFV_INTEGER;
+			v.num = created + p->expires_in;
 			break;
 		case HTTPSIG_PARAM_NONCE:
 			if (o && o->nonce) {
-				sfv_bare_set_string(&v, o->nonce);
+				v.str = (char *)o->nonce; /* only read */
 				break;
 			}
 			/* Fresh for every signature: LumoAuth nonces are
-			 * single-use, so a retry must never reuse one. */
+			 * single-use, so a retry must never reuse one.
+			 * base64url needs no escaping inside an sfv string. */
 			nn = p->nonce_bytes ? p->nonce_bytes
 			                    : HTTPSIG_NONCE_BYTES;
 			if (nn > sizeof(nb))
 				nn = sizeof(nb);
 			randombytes_buf(nb, nn);
-			s = b64_encode(nb, nn, B64_URL_NOPAD);
-			sfv_bare_set_string(&v, s);
-			free(s);
-			break;
+			buf_appendc(out, '"');
+			httpsig_append_b64(
+			    out, nb, nn,
+			    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+			buf_appendc(out, '"');
+			continue;
 		case HTTPSIG_PARAM_ALG:
-			sfv_bare_set_string(&v, p->alg ? p->alg : "ed25519");
+			v.str = (char *)(p->alg ? p->alg : "ed25519");
 			break;
 		case HTTPSIG_PARAM_KEYID:
-			sfv_bare_set_string(&v, p->keyid ? p->keyid
-			                                 : k->thumbprint);
+			v.str = (char *)(p->keyid ? p->keyid : k->thumbprint);
 			break;
 		case HTTPSIG_PARAM_TAG:
 			if (p->tag == NULL) {
@@ -1222,15 +1523,11 @@ httpsig_make_params(const struct httpsig_profile *p, const struct key *k,
 				             "parameter but sets no tag");
 				return -1;
 			}
-			sfv_bare_set_string(&v, p->tag);
+			v.str = p->tag;
 			break;
-		default:
-			err_set(err, "unknown signature parameter %d",
-			        (int)p->params[i]);
-			return -1;
 		}
-		sfv_params_put(&sig->params, httpsig_param_names[p->params[i]],
-		               &v);
+		if (sfv_serialize_bare(&v, out, err) == -1)
+			return -1;
 	}
 	return 0;
 }
@@ -1241,15 +1538,13 @@ httpsig_sign(const struct httpsig_profile *p, const struct key *k,
              struct buf *base_out, char *err)
 {
 	unsigned char sig[crypto_sign_BYTES];
-	struct sfv_member m;
+	const struct httpsig_comp *selv[HTTPSIG_SEL_STACK], **sel = selv;
+	const struct httpsig_comps *cs;
+	struct httpsig_comps tmp;
 	struct buf base, b;
-	char **ids = NULL;
-	char *enc;
-	size_t n, i;
+	size_t n, mstart;
+	int ret = -1;
 
-	memset(&m, 0, sizeof(m));
-	buf_init(&base);
-	buf_init(&b);
 	if (k == NULL || k->sk == NULL) {
 		err_set(err, "cannot sign: the key has no private part");
 		return -1;
@@ -1261,6 +1556,10 @@ httpsig_sign(const struct httpsig_profile *p, const struct key *k,
 		        p->label ? p->label : "");
 		return -1;
 	}
+	memset(&tmp, 0, sizeof(tmp));
+	buf_init(&base);
+	buf_init(&b);
+	buf_reserve(&b, 256); /* every field value below fits */
 	if (p->default_content_type != NULL &&
 	    http_fields_get(&req->fields, "content-type") == NULL)
 		http_fields_add(&req->fields, "Content-Type",
@@ -1270,64 +1569,56 @@ httpsig_sign(const struct httpsig_profile *p, const struct key *k,
 		digest_field(p->digest, req->body ? (void *)req->body : "",
 		             req->body_len, &b);
 		http_fields_set(&req->fields, "Content-Digest", b.data);
-		buf_reset(&b);
 	}
-	if (httpsig_add_sigkey(p, k, req, o, err) == -1)
-		goto fail;
+	if (httpsig_add_sigkey(p, k, req, o, &b, err) == -1)
+		goto out;
 
-	m.is_inner = 1;
-	ids = httpsig_profile_components(p, req, &n);
-	m.items = xcalloc(n ? n : 1, sizeof(*m.items));
-	for (i = 0; i < n; i++) {
-		struct sfv_member c;
-		char perr[ERR_MAX];
+	if ((cs = httpsig_profile_comps(p, &tmp, err)) == NULL)
+		goto out;
+	if (cs->n + 1 > HTTPSIG_SEL_STACK)
+		sel = xcalloc(cs->n + 1, sizeof(*sel));
+	n = httpsig_select(p, cs, req, sel);
 
-		if (sfv_parse_item(ids[i], strlen(ids[i]), 0, &c, perr) == -1) {
-			err_set(err, "profile component %s: %s", ids[i], perr);
-			goto fail;
-		}
-		m.items[m.nitems].bare = c.bare;
-		m.items[m.nitems].params = c.params;
-		m.nitems++;
-		memset(&c.bare, 0, sizeof(c.bare));
-		memset(&c.params, 0, sizeof(c.params));
-		sfv_member_free(&c);
-	}
-	if (httpsig_make_params(p, k, o, &m, err) == -1)
-		goto fail;
-	if (httpsig_build_base(req, &m, p->absent_as_empty, &base, err) == -1)
-		goto fail;
+	/* "label=(…);created=…": the member text after "label=" is also the
+	 * @signature-params value, so it is made once. */
+	buf_reset(&b);
+	buf_appends(&b, p->label);
+	buf_appendc(&b, '=');
+	mstart = b.len;
+	httpsig_inner_list(sel, n, &b);
+	if (httpsig_sign_params(p, k, o, &b, err) == -1)
+		goto out;
+	if (httpsig_build_base(req, sel, n, p->absent_as_empty, b.data + mstart,
+	                       b.len - mstart, &base, err) == -1)
+		goto out;
 
 	crypto_sign_detached(sig, NULL, (const unsigned char *)base.data,
 	                     base.len, k->sk);
 
-	buf_appendf(&b, "%s=", p->label);
-	if (sfv_serialize_member(&m, &b, err) == -1)
-		goto fail;
 	http_fields_set(&req->fields, "Signature-Input", b.data);
 	buf_reset(&b);
-	enc =
-	    b64_encode(sig, sizeof(sig),
-	               p->enc == HTTPSIG_ENC_B64URL ? B64_URL_NOPAD : B64_STD);
-	buf_appendf(&b, "%s=:%s:", p->label, enc);
-	free(enc);
+	buf_appends(&b, p->label);
+	buf_append(&b, "=:", 2);
+	httpsig_append_b64(&b, sig, sizeof(sig),
+	                   p->enc == HTTPSIG_ENC_B64URL
+	                       ? sodium_base64_VARIANT_URLSAFE_NO_PADDING
+	                       : sodium_base64_VARIANT_ORIGINAL);
+	buf_appendc(&b, ':');
 	http_fields_set(&req->fields, "Signature", b.data);
 
-	if (base_out != NULL) {
-		buf_reset(base_out);
-		buf_append(base_out, base.data, base.len);
+	if (base_out != NULL) { /* hand the buffer over rather than copy */
+		buf_free(base_out);
+		*base_out = base;
+		buf_init(&base);
 	}
-	free(ids);
-	sfv_member_free(&m);
+	ret = 0;
+out:
+	if (sel != selv)
+		free(sel);
+	httpsig_comps_clear(&tmp);
 	buf_free(&base);
 	buf_free(&b);
-	return 0;
-fail:
-	free(ids);
-	sfv_member_free(&m);
-	buf_free(&base);
-	buf_free(&b);
-	return -1;
+	return ret;
 }
 
 /* ---- verification ---- */
@@ -1466,23 +1757,17 @@ httpsig_check_time(const struct httpsig_profile *p,
 	return 0;
 }
 
-/* Is the component (serialised) in the covered list? */
+/* Is the component (serialised text) in the covered list? */
 static int
-httpsig_covers(const struct sfv_member *sig, const char *id)
+httpsig_covers(const struct httpsig_comps *cs, const char *text, size_t len)
 {
-	struct buf b;
 	size_t i;
-	int found = 0;
 
-	buf_init(&b);
-	for (i = 0; i < sig->nitems && !found; i++) {
-		buf_reset(&b);
-		if (httpsig_component_text(&sig->items[i], &b, NULL) == 0 &&
-		    strcmp(b.data, id) == 0)
-			found = 1;
-	}
-	buf_free(&b);
-	return found;
+	for (i = 0; i < cs->n; i++)
+		if (cs->v[i].textlen == len &&
+		    memcmp(cs->v[i].text, text, len) == 0)
+			return 1;
+	return 0;
 }
 
 static int
@@ -1534,17 +1819,22 @@ httpsig_verify(const struct httpsig_profile *p, const struct key *pub,
 {
 	const char *label = o && o->label ? o->label : p->label;
 	unsigned char sig[crypto_sign_BYTES];
+	const struct httpsig_comp *selv[HTTPSIG_SEL_STACK], **sel = selv;
 	const struct sfv_member *si, *sv;
+	const struct httpsig_comps *pc;
 	const struct sfv_bare *keyid;
+	struct httpsig_comps rc, ptmp;
 	struct sfv_list sid, sigd;
 	struct buf base, tmp;
 	char perr[ERR_MAX];
-	char *siv = NULL, *sigv = NULL, *cd = NULL, **req_ids = NULL;
+	char *siv = NULL, *sigv = NULL, *cd = NULL;
 	size_t i, n;
 	int need_digest, ret = -1;
 
 	memset(&sid, 0, sizeof(sid));
 	memset(&sigd, 0, sizeof(sigd));
+	memset(&rc, 0, sizeof(rc));
+	memset(&ptmp, 0, sizeof(ptmp));
 	buf_init(&base);
 	buf_init(&tmp);
 	if ((siv = httpsig_field_value(req, "signature-input")) == NULL) {
@@ -1598,13 +1888,18 @@ httpsig_verify(const struct httpsig_profile *p, const struct key *pub,
 	}
 
 	/* What the profile insists on. */
-	req_ids = httpsig_profile_components(p, req, &n);
+	if (httpsig_comps_texts(&rc, si->items, si->nitems, err) == -1 ||
+	    (pc = httpsig_profile_comps(p, &ptmp, err)) == NULL)
+		goto out;
+	if (pc->n + 1 > HTTPSIG_SEL_STACK)
+		sel = xcalloc(pc->n + 1, sizeof(*sel));
+	n = httpsig_select(p, pc, req, sel);
 	for (i = 0; i < n; i++) {
-		if (!httpsig_covers(si, req_ids[i])) {
+		if (!httpsig_covers(&rc, sel[i]->text, sel[i]->textlen)) {
 			err_set(err,
 			        "signature '%s' does not cover %s, which "
 			        "profile %s requires",
-			        label, req_ids[i], p->name ? p->name : "");
+			        label, sel[i]->text, p->name ? p->name : "");
 			goto out;
 		}
 	}
@@ -1612,7 +1907,10 @@ httpsig_verify(const struct httpsig_profile *p, const struct key *pub,
 		goto out;
 
 	/* Rebuilding the base also finds covered fields that are missing. */
-	if (httpsig_build_base(req, si, p->absent_as_empty, &base, err) == -1)
+	buf_reset(&tmp);
+	if (httpsig_received(si, &rc, &tmp, err) == -1 ||
+	    httpsig_build_base(req, rc.p, rc.n, p->absent_as_empty, tmp.data,
+	                       tmp.len, &base, err) == -1)
 		goto out;
 
 	need_digest = p->digest != DIGEST_NONE &&
@@ -1626,7 +1924,7 @@ httpsig_verify(const struct httpsig_profile *p, const struct key *pub,
 		goto out;
 	}
 	if (cd != NULL &&
-	    (need_digest || httpsig_covers(si, "\"content-digest\"")) &&
+	    (need_digest || httpsig_covers(&rc, "\"content-digest\"", 16)) &&
 	    digest_verify(cd, req->body ? (void *)req->body : "", req->body_len,
 	                  err) == -1)
 		goto out;
@@ -1661,7 +1959,10 @@ out:
 		buf_reset(base_out);
 		buf_append(base_out, base.data ? base.data : "", base.len);
 	}
-	free(req_ids);
+	if (sel != selv)
+		free(sel);
+	httpsig_comps_clear(&rc);
+	httpsig_comps_clear(&ptmp);
 	free(siv);
 	free(sigv);
 	free(cd);

@@ -38,11 +38,14 @@ enum httpsig_param {
 
 #define HTTPSIG_MAX_PARAMS 6
 
+struct httpsig_comps; /* private to httpsig.c */
+
 struct httpsig_profile {
 	char *name;  /* "lumoauth", "rfc9421", "aauth-draft" or a config name */
 	char *label; /* "sig1", "sig" … */
 	/* Covered components as serialised in Signature-Input, in order, e.g.
-	 * "\"@method\"" or "\"example-dict\";key=\"a\"". */
+	 * "\"@method\"" or "\"example-dict\";key=\"a\"". Replace them with
+	 * httpsig_profile_set_components, which also prepares `comps`. */
 	char **components;
 	size_t ncomponents;
 	int query_if_present; /* insert "@query" right after "@path" only when
@@ -68,6 +71,10 @@ struct httpsig_profile {
 	                               application/json); NULL: never add */
 	int64_t created_window;     /* verify: allowed |now - created| (s) */
 	size_t nonce_bytes;         /* random bytes in a generated nonce */
+	/* Private to httpsig.c: `components` parsed, checked and classified
+	 * once, by httpsig_profile_builtin and _set_components, so signing
+	 * parses no identifiers per request. Freed by httpsig_profile_free. */
+	struct httpsig_comps *comps;
 };
 
 /* Fill p with a built-in profile's defaults. Unknown name → -1, err lists

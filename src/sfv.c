@@ -5,6 +5,7 @@
  * canonical form RFC 9421 signs.
  */
 #include <ctype.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -710,13 +711,61 @@ sfv_list_free(struct sfv_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
+/* §4.1.4 digits, without printf: signing serialises created/expires on
+ * every request. */
+static void
+sfv_append_int(struct buf *out, int64_t v)
+{
+	char d[24], *p = d + sizeof(d);
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	buf_append(out, p, (size_t)(d + sizeof(d) - p));
+}
+
+/* §4.1.6: checked and escaped in one pass, copying the runs between
+ * escapes whole (identifiers and tokens are long and rarely escaped). */
+static int
+sfv_append_string(struct buf *out, const char *s, char *err)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t start = out->len, run;
+
+	buf_appendc(out, '"');
+	for (;; p += run + 1) {
+		for (run = 0; p[run] >= 0x20 && p[run] <= 0x7e &&
+		              p[run] != '"' && p[run] != '\\';
+		     run++)
+			;
+		buf_append(out, p, run);
+		if (p[run] == '\0')
+			break;
+		if (p[run] < 0x20 || p[run] > 0x7e) {
+			/* Nothing of a refused string stays in out. */
+			out->len = start;
+			out->data[start] = '\0';
+			err_set(err, "string contains a character outside "
+			             "printable ASCII");
+			return -1;
+		}
+		buf_appendc(out, '\\');
+		buf_appendc(out, (char)p[run]);
+	}
+	buf_appendc(out, '"');
+	return 0;
+}
+
 /* §4.1.3 .. §4.1.9 */
 int
 sfv_serialize_bare(const struct sfv_bare *b, struct buf *out, char *err)
 {
-	const char *s;
 	int64_t a;
-	char *enc;
+	size_t n;
 	int frac;
 
 	switch (b->type) {
@@ -726,7 +775,7 @@ sfv_serialize_bare(const struct sfv_bare *b, struct buf *out, char *err)
 			        (long long)b->num);
 			return -1;
 		}
-		buf_appendf(out, "%lld", (long long)b->num);
+		sfv_append_int(out, b->num);
 		return 0;
 	case SFV_DECIMAL:
 		if (b->num < -SFV_DEC_MAX || b->num > SFV_DEC_MAX) {
@@ -746,21 +795,7 @@ sfv_serialize_bare(const struct sfv_bare *b, struct buf *out, char *err)
 			buf_appendf(out, "%03d", frac);
 		return 0;
 	case SFV_STRING:
-		for (s = b->str; *s; s++)
-			if ((unsigned char)*s < 0x20 ||
-			    (unsigned char)*s > 0x7e) {
-				err_set(err, "string contains a character "
-				             "outside printable ASCII");
-				return -1;
-			}
-		buf_appendc(out, '"');
-		for (s = b->str; *s; s++) {
-			if (*s == '"' || *s == '\\')
-				buf_appendc(out, '\\');
-			buf_appendc(out, *s);
-		}
-		buf_appendc(out, '"');
-		return 0;
+		return sfv_append_string(out, b->str, err);
 	case SFV_TOKEN:
 		if (!sfv_is_token(b->str)) {
 			err_set(err, "'%s' is not a valid token", b->str);
@@ -774,11 +809,14 @@ sfv_serialize_bare(const struct sfv_bare *b, struct buf *out, char *err)
 			/* Raw text kept by SFV_RAW_BYTES: echo it. */
 			buf_appends(out, b->str);
 		} else {
-			enc = b64_encode(b->bytes ? (const void *)b->bytes
-			                          : (const void *)"",
-			                 b->nbytes, B64_STD);
-			buf_appends(out, enc);
-			free(enc);
+			n = sodium_base64_encoded_len(
+			    b->nbytes, sodium_base64_VARIANT_ORIGINAL);
+			buf_reserve(out, n);
+			sodium_bin2base64(
+			    out->data + out->len, n,
+			    b->bytes ? b->bytes : (const unsigned char *)"",
+			    b->nbytes, sodium_base64_VARIANT_ORIGINAL);
+			out->len += n - 1; /* n counts the NUL */
 		}
 		buf_appendc(out, ':');
 		return 0;
