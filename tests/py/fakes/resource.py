@@ -3,8 +3,9 @@
 FakeServer is a threaded HTTP/1.1 server (keep-alive, optional TLS) bound
 to a loopback address. With verify=True it is a *protected resource*: every
 request must carry a LumoAuth-profile signature that fakes.lumo verifies
-from the bytes actually received, plus "Authorization: Bearer <token>";
-anything else is answered 401 with a JSON reason. With verify=False it is a
+from the bytes actually received, plus "Authorization: Bearer <token>",
+and exactly one Host naming this server; anything else is answered 401
+with a JSON reason. With verify=False it is a
 plain upstream that only records what it receives (to prove that hosts no
 sign rule names never see credentials).
 
