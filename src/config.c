@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "key.h"
 #include "log.h"
 #include "util.h"
 
@@ -957,6 +959,7 @@ cli_check_config(int argc, char **argv)
 	char err[ERR_MAX];
 	const char *path = NULL;
 	struct config *c;
+	struct key k;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -990,6 +993,23 @@ cli_check_config(int argc, char **argv)
 		fprintf(stderr, "aauth-proxy: %s\n", err);
 		return 1;
 	}
+	/* The key is part of a working configuration: check it the same way
+	 * `run` will, so a bad path or mode shows up here and not at start. */
+	if (key_load(&k, c->key_file, err) == -1) {
+		fprintf(stderr, "aauth-proxy: %s: key.file: %s\n", path, err);
+		config_free(c);
+		return 1;
+	}
+	key_free(&k);
+	for (i = 0; i < (int)c->nresources; i++)
+		if (access(c->resources[i].token_file, R_OK) == -1)
+			fprintf(
+			    stderr,
+			    "aauth-proxy: warning: resources.%s.token_file: "
+			    "%s: %s (requests to it get 503 until it "
+			    "exists)\n",
+			    c->resources[i].name, c->resources[i].token_file,
+			    strerror(errno));
 	printf("%s: ok: %zu listener(s), %zu resource(s), %zu rule(s), "
 	       "unmatched hosts: %s\n",
 	       path, c->nlisten, c->nresources, c->nrules,
