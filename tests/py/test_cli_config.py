@@ -100,3 +100,19 @@ def test_usage_errors(tmp_path):
     assert r.returncode == 0 and b"check-config -c FILE" in r.stdout
     r = run("check-config", "-c", tmp_path / "nope.json")
     assert r.returncode == 1 and b"nope.json" in r.stderr
+
+
+def test_every_command_has_help_and_version():
+    r = run("--version")
+    assert r.returncode == 0
+    assert r.stdout.startswith(b"aauth-proxy ") and r.stdout.strip()[-1:].isdigit()
+    r = run("--help")
+    assert r.returncode == 0
+    for cmd in ("run", "check-config", "keygen", "pubkey", "sign", "verify"):
+        assert cmd.encode() in r.stdout
+        h = run(cmd, "--help")
+        assert h.returncode == 0, cmd
+        assert b"usage: aauth-proxy " + cmd.encode() in h.stdout, cmd
+    r = run("frobnicate")
+    assert r.returncode == 2 and b"unknown command 'frobnicate'" in r.stderr
+    assert run().returncode == 2
