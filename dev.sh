@@ -71,10 +71,10 @@ cmd_test() {
 		(cd tests/node && { [ -f package-lock.json ] && npm ci --no-audit --no-fund --silent \
 			|| npm install --no-audit --no-fund --silent; })
 	fi
-	say "black-box tests (pytest, release binary)"
+	say "black-box tests (pytest, optimised build)"
 	AAUTH_PROXY_BIN="$ROOT/build/aauth-proxy" /usr/bin/python3 -m pytest -q tests/py "$@"
 	say "black-box tests (pytest, ASan+UBSan binary)"
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	AAUTH_SANITIZER=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		AAUTH_PROXY_BIN="$ROOT/build-asan/aauth-proxy" /usr/bin/python3 -m pytest -q -x tests/py "$@"
 	say "all tests passed"
 }
