@@ -60,28 +60,6 @@ cli_pubkey_usage(FILE *out)
 	        "thumbprint}\n"
 	        "  -h, --help      show this help\n");
 }
-
-/* Report an option getopt_long refused, naming it; returns 2. */
-static int
-cli_key_badopt(const char *cmd, int c, char **argv, void (*usage)(FILE *))
-{
-	const char *opt = argv[optind - 1];
-	char shortopt[3] = {'-', (char)optopt, '\0'};
-
-	/* Inside a cluster like -xz, argv[optind - 1] is not the option. */
-	if (optopt != 0 && strncmp(opt, "--", 2) != 0)
-		opt = shortopt;
-	if (c == ':')
-		fprintf(stderr, "aauth-proxy %s: option '%s' needs a value\n",
-		        cmd, opt);
-	else
-		fprintf(stderr, "aauth-proxy %s: unknown option '%s'\n", cmd,
-		        opt);
-	fprintf(stderr, "\n");
-	usage(stderr);
-	return 2;
-}
-
 static int
 cli_key_check_kid(const char *cmd, const char *kid)
 {
@@ -189,8 +167,7 @@ cli_keygen(int argc, char **argv)
 			cli_keygen_usage(stdout);
 			return 0;
 		default:
-			return cli_key_badopt("keygen", c, argv,
-			                      cli_keygen_usage);
+			return cli_badopt("keygen", c, argv, cli_keygen_usage);
 		}
 	}
 	if (optind < argc) {
@@ -260,8 +237,7 @@ cli_pubkey(int argc, char **argv)
 			cli_pubkey_usage(stdout);
 			return 0;
 		default:
-			return cli_key_badopt("pubkey", c, argv,
-			                      cli_pubkey_usage);
+			return cli_badopt("pubkey", c, argv, cli_pubkey_usage);
 		}
 	}
 	if (optind < argc && path == NULL)

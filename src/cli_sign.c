@@ -119,26 +119,6 @@ cli_verify_usage(FILE *out)
 }
 
 static int
-cli_sign_badopt(const char *cmd, int c, char **argv, void (*usage)(FILE *))
-{
-	const char *opt = argv[optind - 1];
-	char shortopt[3] = {'-', (char)optopt, '\0'};
-
-	/* Inside a cluster like -xz, argv[optind - 1] is not the option. */
-	if (optopt != 0 && strncmp(opt, "--", 2) != 0)
-		opt = shortopt;
-	if (c == ':')
-		fprintf(stderr, "aauth-proxy %s: option '%s' needs a value\n",
-		        cmd, opt);
-	else
-		fprintf(stderr, "aauth-proxy %s: unknown option '%s'\n", cmd,
-		        opt);
-	fprintf(stderr, "\n");
-	usage(stderr);
-	return 2;
-}
-
-static int
 cli_sign_int(const char *cmd, const char *opt, const char *s, int64_t min,
              int64_t *out)
 {
@@ -545,7 +525,7 @@ cli_sign_parse(int argc, char **argv, struct cli_sign_args *a)
 			cli_sign_usage(stdout);
 			return 0;
 		default:
-			return cli_sign_badopt("sign", c, argv, cli_sign_usage);
+			return cli_badopt("sign", c, argv, cli_sign_usage);
 		}
 	}
 	if (optind < argc)
@@ -819,8 +799,7 @@ cli_verify(int argc, char **argv)
 			cli_verify_usage(stdout);
 			return 0;
 		default:
-			return cli_sign_badopt("verify", c, argv,
-			                       cli_verify_usage);
+			return cli_badopt("verify", c, argv, cli_verify_usage);
 		}
 	}
 	if (optind < argc)
