@@ -114,3 +114,73 @@ route_match(const struct config *c, const char *host, int port)
 	}
 	return best;
 }
+
+int
+route_canonical_host(const char *host, char *out, char *err)
+{
+	char tmp[ROUTE_HOST_MAX];
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t n = strlen(host), i;
+
+	if (n == 0 || n >= ROUTE_HOST_MAX) {
+		err_set(err, "host name is empty or longer than %d bytes",
+		        ROUTE_HOST_MAX - 1);
+		return -1;
+	}
+	if (host[0] == '[') {
+		if (n < 3 || host[n - 1] != ']') {
+			err_set(err, "malformed IPv6 literal '%s'", host);
+			return -1;
+		}
+		memcpy(tmp, host + 1, n - 2);
+		tmp[n - 2] = '\0';
+		if (inet_pton(AF_INET6, tmp, &a6) != 1) {
+			err_set(err,
+			        "'%s' is not an IPv6 address (zone ids "
+			        "are not accepted)",
+			        host);
+			return -1;
+		}
+		if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+			memcpy(&a4, &a6.s6_addr[12], 4);
+			inet_ntop(AF_INET, &a4, out, ROUTE_HOST_MAX);
+			return 0;
+		}
+		out[0] = '[';
+		inet_ntop(AF_INET6, &a6, out + 1, ROUTE_HOST_MAX - 2);
+		strcat(out, "]");
+		return 0;
+	}
+	if (host[n - 1] == '.')
+		n--;
+	if (n == 0) {
+		err_set(err, "host name is empty");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		char ch = host[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+		      ch == '_')) {
+			err_set(
+			    err,
+			    "host '%s' has a character not allowed in a host "
+			    "name (0x%02x at %zu); percent-escapes are not "
+			    "accepted",
+			    host, (unsigned char)ch, i);
+			return -1;
+		}
+		tmp[i] = (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
+	}
+	tmp[n] = '\0';
+	/* inet_aton takes every legacy IPv4 spelling that resolvers and
+	 * libcurl also take; route on the address they would dial. */
+	if (inet_aton(tmp, &a4) == 1) {
+		inet_ntop(AF_INET, &a4, out, ROUTE_HOST_MAX);
+		return 0;
+	}
+	memcpy(out, tmp, n + 1);
+	return 0;
+}
