@@ -190,6 +190,25 @@ http_fields_del(struct http_fields *f, const char *name)
 	return n;
 }
 
+size_t
+http_fields_del_if(struct http_fields *f,
+                   int (*drop)(const char *name, void *arg), void *arg)
+{
+	size_t i, o = 0, n = 0;
+
+	for (i = 0; i < f->n; i++) {
+		if (drop(f->v[i].name, arg)) {
+			free(f->v[i].name);
+			free(f->v[i].value);
+			n++;
+			continue;
+		}
+		f->v[o++] = f->v[i];
+	}
+	f->n = o;
+	return n;
+}
+
 void
 http_fields_set(struct http_fields *f, const char *name, const char *value)
 {
@@ -446,6 +465,16 @@ http1_target(struct http_request *req, const char *t, size_t n, char *err)
 	char show[64];
 	size_t s, a, ae;
 
+	/* A fragment never belongs on the wire (RFC 9112 §3.2); forwarding
+	 * one would leak what clients keep there (OAuth implicit-flow
+	 * tokens) to the upstream and into the access log. */
+	if (memchr(t, '#', n) != NULL) {
+		err_set(err,
+		        "request-target '%s' contains a fragment ('#'); "
+		        "fragments are never sent in HTTP requests",
+		        http1_show(t, n, show, sizeof(show)));
+		return -1;
+	}
 	if (strcmp(req->method, "CONNECT") == 0) {
 		req->form = HTTP_TARGET_AUTHORITY;
 		if (t[0] == '/' || http1_has_scheme_sep(t, n)) {

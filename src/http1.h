@@ -33,6 +33,10 @@ void http_fields_add(struct http_fields *f, const char *name,
                      const char *value);
 /* Remove every line with this name (case-insensitive); returns how many. */
 size_t http_fields_del(struct http_fields *f, const char *name);
+/* Remove every line for which drop(name, arg) is nonzero, in one pass;
+ * returns how many. */
+size_t http_fields_del_if(struct http_fields *f,
+                          int (*drop)(const char *name, void *arg), void *arg);
 /* Replace all lines of this name by one line (appended if absent). */
 void http_fields_set(struct http_fields *f, const char *name,
                      const char *value);

@@ -1450,9 +1450,36 @@ bench(void)
 	fprintf(stderr, "bench: %.0f ns per head fed one byte per call\n", ns);
 }
 
+/* A fragment in the target is refused, in every form, never forwarded. */
+static void
+test_fragment_refused(void)
+{
+	static const char *const heads[] = {
+	    "GET /cb#access_token=SECRET HTTP/1.1\r\nHost: h\r\n\r\n",
+	    "GET http://h/cb?x=1#t=SECRET HTTP/1.1\r\nHost: h\r\n\r\n",
+	    "GET http://h#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+	};
+	struct http_request r;
+	char err[ERR_MAX];
+	size_t i, used;
+	int st;
+
+	for (i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		http_request_init(&r);
+		err[0] = '\0';
+		st = 0;
+		CHECK(http1_parse_request_head(heads[i], strlen(heads[i]), NULL,
+		                               &r, &used, &st, err) == -1);
+		CHECK(st == 400);
+		CHECK(strstr(err, "fragment") != NULL);
+		http_request_free(&r);
+	}
+}
+
 int
 main(void)
 {
+	test_fragment_refused();
 	srand(1);
 	test_forms();
 	test_request_line_errors();
