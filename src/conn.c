@@ -1,16 +1,16 @@
 /*
- * conn: one client connection. The transport (a bufferevent today; a
- * CONNECT tunnel or a TLS filter later) is kept apart from the HTTP
- * exchange state machine: read head → read body → route → finalise and
- * sign → forward → stream the response → next request. Requests on one
- * connection are answered strictly in order: request N+1 is not parsed
- * until response N is complete, its bytes wait in the input buffer.
+ * conn: one client connection. The transport (a socket with its own
+ * events and buffers today; a CONNECT tunnel or a TLS filter later) is
+ * kept apart from the HTTP exchange state machine: read head → read body →
+ * route → finalise and sign → forward → stream the response → next request.
+ * Requests on one connection are answered strictly in order: request N+1 is not
+ * parsed until response N is complete, its bytes wait in the input buffer.
  */
 #include "conn.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -35,6 +35,8 @@
 #define CONN_OUT_HWM (256 * 1024)
 /* Pipelined bytes held while a response is in progress, beyond a head. */
 #define CONN_IN_HOLD (64 * 1024)
+/* At most this much is read from a client per readiness event. */
+#define CONN_READ_MAX (16 * 1024)
 /* After the last response: how long to read and discard before closing,
  * so a client still sending is not answered with a reset that destroys
  * the response it has not read yet. */
@@ -72,9 +74,7 @@ struct conn_exchange {
 	int check_private;
 	char up_scheme[8];
 	int up_port;
-	char *up_host; /* to dial, IPv6 in brackets */
-	char *up_name; /* "host:port" for messages */
-	char *target;  /* origin-form request-target sent upstream */
+	const char *up_host; /* to dial, IPv6 in brackets: req.host */
 	struct upstream_req *ureq;
 	int paused;
 	int head_sent;
@@ -95,13 +95,24 @@ struct conn {
 	char peer[INET6_ADDRSTRLEN + 8];
 
 	/* Transport: the byte stream to the client. Only this part changes
-	 * when a tunnel or a TLS filter is layered in. */
-	struct bufferevent *bev;
+	 * when a tunnel or a TLS filter is layered in. The read event stays
+	 * registered; output is written from a manually activated write
+	 * event once the current callback is done (so a response head and
+	 * its body leave in one writev), and the write event is registered
+	 * with the kernel only while the socket buffer is full. */
 	int fd;
+	struct evbuffer *in, *out;
+	struct event *ev_read, *ev_write;
+	size_t in_max;       /* stop reading at this much queued input */
+	unsigned reading;    /* ev_read is registered */
+	unsigned write_wait; /* ev_write is registered (socket was full) */
+	unsigned rd_shut;    /* EOF or error seen: read no more */
 
 	/* HTTP exchange. */
 	enum conn_state state;
 	struct event *timer; /* header, idle, body, flush or linger timeout */
+	uint64_t deadline;   /* when the current timeout expires; 0: none */
+	uint64_t timer_at;   /* when the timer event fires; 0: not armed */
 	int counted;         /* against max_connections */
 	int eof;             /* the client has finished sending */
 	struct conn_exchange *ex;
@@ -109,19 +120,21 @@ struct conn {
 
 static void conn_free(struct conn *c);
 static void conn_advance(struct conn *c);
+static void conn_event_eof(struct conn *c);
+static void conn_write_done(struct conn *c);
 
 /* --- transport ----------------------------------------------------------- */
 
 static struct evbuffer *
 conn_in(struct conn *c)
 {
-	return bufferevent_get_input(c->bev);
+	return c->in;
 }
 
 static struct evbuffer *
 conn_out(struct conn *c)
 {
-	return bufferevent_get_output(c->bev);
+	return c->out;
 }
 
 /* Everything queued has gone to the kernel: end our direction. */
@@ -131,20 +144,121 @@ conn_transport_shutdown(struct conn *c)
 	shutdown(c->fd, SHUT_WR);
 }
 
+/* Read while there is room under the input bound, not after EOF. */
+static void
+conn_read_update(struct conn *c)
+{
+	int want = !c->rd_shut && evbuffer_get_length(c->in) < c->in_max;
+
+	if (want && !c->reading) {
+		event_add(c->ev_read, NULL);
+		c->reading = 1;
+	} else if (!want && c->reading) {
+		event_del(c->ev_read);
+		c->reading = 0;
+	}
+}
+
+/* Output was queued: write it once the current callback returns. */
+static void
+conn_kick(struct conn *c)
+{
+	if (!c->write_wait && evbuffer_get_length(c->out) > 0)
+		event_active(c->ev_write, EV_WRITE, 1);
+}
+
+static void
+conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	int n;
+
+	if (evbuffer_get_length(c->out) == 0)
+		return;
+	n = evbuffer_write(c->out, fd);
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR) {
+		conn_free(c);
+		return;
+	}
+	if (evbuffer_get_length(c->out) > 0) {
+		if (!c->write_wait) {
+			event_add(c->ev_write, NULL);
+			c->write_wait = 1;
+		}
+		return;
+	}
+	if (c->write_wait) {
+		event_del(c->ev_write);
+		c->write_wait = 0;
+	}
+	conn_write_done(c);
+}
+
+static void
+conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	size_t room = c->in_max - evbuffer_get_length(c->in);
+	char tmp[CONN_READ_MAX];
+	ssize_t n;
+
+	/* Through a stack buffer, not evbuffer_read: that asks the kernel
+	 * for FIONREAD first, one more syscall per request. */
+	if (room == 0) { /* at the bound: wait for the exchange */
+		conn_read_update(c);
+		return;
+	}
+	if (room > sizeof(tmp))
+		room = sizeof(tmp);
+	n = recv(fd, tmp, room, 0);
+	if (n > 0) {
+		evbuffer_add(c->in, tmp, (size_t)n);
+		conn_advance(c);
+		return;
+	}
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	c->rd_shut = 1;
+	conn_read_update(c);
+	if (n < 0) {
+		conn_free(c);
+		return;
+	}
+	conn_event_eof(c);
+}
+
 /* --- small helpers ------------------------------------------------------- */
 
 static void
-conn_timer(struct conn *c, unsigned ms)
+conn_timer_arm(struct conn *c, uint64_t now, uint64_t ms)
 {
 	struct timeval tv;
 
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	evtimer_add(c->timer, &tv);
+	c->timer_at = now + ms;
+}
+
+/* Set (ms > 0) or clear the connection's one timeout. Lazily: the timer
+ * event is re-armed only when the new deadline comes before it fires;
+ * when it fires early, conn_timer_cb re-arms it for the rest. Most
+ * requests thus cost no timer-heap operation at all. */
+static void
+conn_timer(struct conn *c, unsigned ms)
+{
+	uint64_t now;
+
 	if (ms == 0) {
-		evtimer_del(c->timer);
+		c->deadline = 0;
 		return;
 	}
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(c->timer, &tv);
+	now = util_mono_ms();
+	c->deadline = now + ms;
+	if (c->timer_at == 0 || c->timer_at > c->deadline)
+		conn_timer_arm(c, now, ms);
 }
 
 static int
@@ -155,29 +269,163 @@ conn_default_port(const char *scheme)
 
 /* RFC 3339 UTC with milliseconds, like the diagnostic log. */
 static void
-conn_time(char *out, size_t len)
+conn_time(struct buf *b)
 {
 	struct timeval tv;
 	struct tm tm;
-	char tmp[32];
+	char *p;
+	int v[7], w[7] = {4, 2, 2, 2, 2, 2, 3}, i, j;
+	static const char sep[] = "--T::.Z";
 
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
-	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, len, "%.24s.%03uZ", tmp,
-	         (unsigned)(tv.tv_usec / 1000) % 1000u);
+	v[0] = tm.tm_year + 1900;
+	v[1] = tm.tm_mon + 1;
+	v[2] = tm.tm_mday;
+	v[3] = tm.tm_hour;
+	v[4] = tm.tm_min;
+	v[5] = tm.tm_sec;
+	v[6] = (int)(tv.tv_usec / 1000) % 1000;
+	buf_reserve(b, 24);
+	p = b->data + b->len;
+	for (i = 0; i < 7; i++) {
+		for (j = w[i] - 1; j >= 0; j--) {
+			p[j] = (char)('0' + v[i] % 10);
+			v[i] /= 10;
+		}
+		p += w[i];
+		*p++ = sep[i];
+	}
+	b->len = (size_t)(p - b->data);
+	b->data[b->len] = '\0';
 }
 
-/* --- access log ---------------------------------------------------------- */
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if the
+ * bytes there are not one. */
+static size_t
+conn_utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	unsigned cp;
+
+	if (p[0] < 0xc2 || p[0] > 0xf4)
+		return 0;
+	len = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+	if (n < len)
+		return 0;
+	cp = p[0] & (0x7f >> len);
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/* A JSON string: quote, backslash and control characters escaped, bytes
+ * that are not UTF-8 replaced by U+FFFD, so a hostile Host header or path
+ * can never break the line. */
+static void
+conn_json_strn(struct buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	size_t run;
+	char esc[6];
+
+	buf_appendc(b, '"');
+	while (p < end) {
+		for (run = 0; p + run < end && p[run] >= 0x20 &&
+		              p[run] < 0x80 && p[run] != '"' && p[run] != '\\';
+		     run++)
+			;
+		if (run > 0) {
+			buf_append(b, p, run);
+			p += run;
+			continue;
+		}
+		if (*p >= 0x80) {
+			run = conn_utf8_len(p, (size_t)(end - p));
+			if (run == 0) {
+				buf_append(b, "\\ufffd", 6);
+				p++;
+			} else {
+				buf_append(b, p, run);
+				p += run;
+			}
+			continue;
+		}
+		esc[0] = '\\';
+		switch (*p) {
+		case '"':
+		case '\\':
+			esc[1] = (char)*p;
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
+		default:
+			buf_append(b, "\\u00", 4);
+			esc[0] = hex[*p >> 4];
+			esc[1] = hex[*p & 15];
+			break;
+		}
+		buf_append(b, esc, 2);
+		p++;
+	}
+	buf_appendc(b, '"');
+}
+
+static void
+conn_json_str(struct buf *b, const char *key, const char *s)
+{
+	buf_appendc(b, ',');
+	buf_appendc(b, '"');
+	buf_appends(b, key);
+	buf_append(b, "\":", 2);
+	conn_json_strn(b, s, strlen(s));
+}
+
+static void
+conn_json_int(struct buf *b, const char *key, uint64_t v)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	buf_appendc(b, ',');
+	buf_appendc(b, '"');
+	buf_appends(b, key);
+	buf_append(b, "\":", 2);
+	buf_append(b, tmp + i, sizeof(tmp) - i);
+}
 
 /* The query's parameter names only: values may be credentials. */
-static json_t *
-conn_query_names(const char *q)
+static void
+conn_query_names(struct buf *b, const char *q)
 {
-	json_t *a = json_array();
 	const char *p = q, *end, *eq;
 	size_t n = 0;
 
+	buf_append(b, ",\"query_names\":[", 16);
 	while (p && *p && n < 16) {
 		end = strchr(p, '&');
 		if (end == NULL)
@@ -186,67 +434,56 @@ conn_query_names(const char *q)
 		if (eq == NULL)
 			eq = end;
 		if (eq > p) {
-			json_array_append_new(
-			    a, json_stringn(p, (size_t)(eq - p)));
+			if (n > 0)
+				buf_appendc(b, ',');
+			conn_json_strn(b, p, (size_t)(eq - p));
 			n++;
 		}
 		p = *end ? end + 1 : end;
 	}
-	return a;
+	buf_appendc(b, ']');
 }
 
+/* One JSON line per exchange, written by hand (no JSON tree per
+ * request); the escaping above keeps it one line. */
 static void
 conn_access_log(struct conn *c, struct conn_exchange *ex)
 {
 	struct http_request *r = &ex->req;
-	char ts[40];
-	json_t *o;
-	char *s;
+	struct buf *b = &c->px->scratch;
 
 	if (c->px->access_log_off)
 		return;
-	conn_time(ts, sizeof(ts));
-	o = json_object();
-	json_object_set_new(o, "time", json_string(ts));
-	json_object_set_new(o, "client", json_string(c->peer));
+	buf_reset(b);
+	buf_append(b, "{\"time\":\"", 9);
+	conn_time(b);
+	buf_appendc(b, '"');
+	conn_json_str(b, "client", c->peer);
 	if (r->method)
-		json_object_set_new(o, "method", json_string(r->method));
+		conn_json_str(b, "method", r->method);
 	if (r->host)
-		json_object_set_new(o, "host", json_string(r->host));
+		conn_json_str(b, "host", r->host);
 	if (r->path)
-		json_object_set_new(o, "path",
-		                    json_string(r->path[0] ? r->path : "/"));
+		conn_json_str(b, "path", r->path[0] ? r->path : "/");
 	if (r->query && r->query[0])
-		json_object_set_new(o, "query_names",
-		                    conn_query_names(r->query));
+		conn_query_names(b, r->query);
 	if (ex->routed)
-		json_object_set_new(
-		    o, "action", json_string(config_action_name(ex->action)));
+		conn_json_str(b, "action", config_action_name(ex->action));
 	if (ex->res)
-		json_object_set_new(o, "resource", json_string(ex->res->name));
-	json_object_set_new(o, "status", json_integer(ex->status));
+		conn_json_str(b, "resource", ex->res->name);
+	conn_json_int(b, "status", (uint64_t)ex->status);
 	if (ex->error)
-		json_object_set_new(o, "error", json_string(ex->error));
-	json_object_set_new(o, "bytes_in",
-	                    json_integer((json_int_t)r->body_len));
-	json_object_set_new(o, "bytes_out",
-	                    json_integer((json_int_t)ex->bytes_out));
-	json_object_set_new(o, "upstream_ms",
-	                    json_integer((json_int_t)ex->upstream_ms));
-	json_object_set_new(
-	    o, "total_ms",
-	    json_integer((json_int_t)(util_mono_ms() - ex->t_start)));
+		conn_json_str(b, "error", ex->error);
+	conn_json_int(b, "bytes_in", r->body_len);
+	conn_json_int(b, "bytes_out", ex->bytes_out);
+	conn_json_int(b, "upstream_ms", ex->upstream_ms);
+	conn_json_int(b, "total_ms", util_mono_ms() - ex->t_start);
 	if (ex->token_hash[0]) {
-		json_object_set_new(o, "key",
-		                    json_string(c->px->key.thumbprint));
-		json_object_set_new(o, "token", json_string(ex->token_hash));
+		conn_json_str(b, "key", c->px->key.thumbprint);
+		conn_json_str(b, "token", ex->token_hash);
 	}
-	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (s) {
-		proxy_access_log(c->px, s);
-		free(s);
-	}
-	json_decref(o);
+	buf_append(b, "}\n", 2);
+	proxy_access_log(c->px, b->data, b->len);
 }
 
 /* --- exchange lifecycle --------------------------------------------------- */
@@ -273,9 +510,6 @@ conn_exchange_free(struct conn_exchange *ex)
 		upstream_cancel(ex->ureq);
 	http_request_free(&ex->req);
 	buf_free(&ex->body);
-	free(ex->up_host);
-	free(ex->up_name);
-	free(ex->target);
 	free(ex);
 }
 
@@ -399,6 +633,7 @@ conn_respond(struct conn *c, int status, const char *ps_error, json_t *obj,
 		c->px->stats.local_errors++;
 	free(body);
 	json_decref(obj);
+	conn_kick(c);
 	conn_end_exchange(c, close);
 }
 
@@ -415,42 +650,117 @@ conn_error(struct conn *c, int status, const char *ps_error, const char *code,
 
 /* --- hop-by-hop fields ---------------------------------------------------- */
 
-/* Remove the fields named by Connection, then the fixed hop-by-hop set
- * (RFC 9110 §7.6.1). Both directions use this. */
-static void
-conn_strip_hop(struct http_fields *f)
+/* ASCII case-insensitive equality of n bytes (field names are tokens). */
+static int
+conn_caseeq(const char *a, const char *b, size_t n)
 {
-	static const char *const hop[] = {
-	    "Connection", "Proxy-Connection",  "Keep-Alive", "TE",
-	    "Trailer",    "Transfer-Encoding", "Upgrade"};
-	struct buf names;
-	const char *p, *end;
+	size_t i;
+	unsigned x, y;
+
+	for (i = 0; i < n; i++) {
+		x = (unsigned char)a[i];
+		y = (unsigned char)b[i];
+		if (x - 'A' < 26u)
+			x += 32;
+		if (y - 'A' < 26u)
+			y += 32;
+		if (x != y)
+			return 0;
+	}
+	return 1;
+}
+
+#define CONN_IS(name, len, lit)                                                \
+	((len) == sizeof(lit) - 1 && conn_caseeq((name), (lit), (len)))
+
+/* The fixed hop-by-hop set (RFC 9110 §7.6.1), by length first. */
+static int
+conn_is_hop(const char *n, size_t len)
+{
+	switch (len) {
+	case 2:
+		return conn_caseeq(n, "TE", 2);
+	case 7:
+		return conn_caseeq(n, "Trailer", 7) ||
+		       conn_caseeq(n, "Upgrade", 7);
+	case 10:
+		return conn_caseeq(n, "Connection", 10) ||
+		       conn_caseeq(n, "Keep-Alive", 10);
+	case 16:
+		return conn_caseeq(n, "Proxy-Connection", 16);
+	case 17:
+		return conn_caseeq(n, "Transfer-Encoding", 17);
+	default:
+		return 0;
+	}
+}
+
+/* Is name one of the options in a Connection field value? */
+static int
+conn_token_listed(const char *v, size_t vlen, const char *name, size_t len)
+{
+	const char *p = v, *end = v + vlen, *t;
+
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		t = p;
+		while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+			p++;
+		if ((size_t)(p - t) == len && len > 0 &&
+		    conn_caseeq(t, name, len))
+			return 1;
+	}
+	return 0;
+}
+
+/* What the request side removes before the fields go upstream. */
+struct conn_strip {
+	struct buf listed; /* the Connection values, comma-joined */
+	int sign;          /* also the fields the signer owns */
+};
+
+static int
+conn_req_drop(const char *name, void *arg)
+{
+	struct conn_strip *st = arg;
+	size_t len = strlen(name);
+
+	/* Hop-by-hop; Expect was answered here; Host goes first and
+	 * Content-Length is recomputed, both re-added by the caller. */
+	if (conn_is_hop(name, len) || CONN_IS(name, len, "Host") ||
+	    CONN_IS(name, len, "Content-Length") ||
+	    CONN_IS(name, len, "Expect") ||
+	    CONN_IS(name, len, "Proxy-Authorization"))
+		return 1;
+	if (st->sign && (CONN_IS(name, len, "Authorization") ||
+	                 CONN_IS(name, len, "Signature") ||
+	                 CONN_IS(name, len, "Signature-Input") ||
+	                 CONN_IS(name, len, "Signature-Key") ||
+	                 CONN_IS(name, len, "Content-Digest") ||
+	                 CONN_IS(name, len, "Agent-Auth")))
+		return 1;
+	return st->listed.len > 0 &&
+	       conn_token_listed(st->listed.data, st->listed.len, name, len);
+}
+
+/* One pass over the request fields: the fields named by Connection, the
+ * hop-by-hop set, and the fields the proxy sets itself. */
+static void
+conn_strip_request(struct http_fields *f, int sign)
+{
+	struct conn_strip st;
 	size_t i;
 
-	buf_init(&names);
-	for (i = 0; i < f->n; i++) {
-		if (!util_strcaseeq(f->v[i].name, "Connection"))
-			continue;
-		for (p = f->v[i].value; *p;) {
-			while (*p == ' ' || *p == '\t' || *p == ',')
-				p++;
-			end = p;
-			while (*end && *end != ',' && *end != ' ' &&
-			       *end != '\t')
-				end++;
-			if (end > p) {
-				buf_append(&names, p, (size_t)(end - p));
-				buf_appendc(&names, '\0');
-			}
-			p = end;
+	buf_init(&st.listed);
+	st.sign = sign;
+	for (i = 0; i < f->n; i++)
+		if (util_strcaseeq(f->v[i].name, "Connection")) {
+			buf_appends(&st.listed, f->v[i].value);
+			buf_appendc(&st.listed, ',');
 		}
-	}
-	for (p = names.data; p && p < names.data + names.len;
-	     p += strlen(p) + 1)
-		http_fields_del(f, p);
-	buf_free(&names);
-	for (i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		http_fields_del(f, hop[i]);
+	http_fields_del_if(f, conn_req_drop, &st);
+	buf_free(&st.listed);
 }
 
 /* Put "Host: authority" first, where servers and humans expect it. */
@@ -459,35 +769,168 @@ conn_set_host_first(struct http_fields *f, const char *authority)
 {
 	struct http_field h;
 
-	http_fields_del(f, "Host");
 	http_fields_add(f, "Host", authority);
 	h = f->v[f->n - 1];
 	memmove(&f->v[1], &f->v[0], (f->n - 1) * sizeof(f->v[0]));
 	f->v[0] = h;
 }
 
+/* "host:port" of the upstream, for messages. */
+static const char *
+conn_up_name(const struct conn_exchange *ex, char *out, size_t len)
+{
+	snprintf(out, len, "%s:%d", ex->up_host ? ex->up_host : "?",
+	         ex->up_port);
+	return out;
+}
+
 /* --- upstream callbacks --------------------------------------------------- */
 
+static char *
+conn_put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static char *
+conn_put_dec(char *p, unsigned v)
+{
+	char tmp[12];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	return conn_put(p, tmp + i, sizeof(tmp) - i);
+}
+
+/* The options of the upstream's Connection fields, gathered once per
+ * head (a handful at most in practice; beyond CONN_OPTS_MAX the fields
+ * themselves are scanned again for each name). */
+#define CONN_OPTS_MAX 16
+
+struct conn_opts {
+	const char *p[CONN_OPTS_MAX];
+	size_t len[CONN_OPTS_MAX];
+	size_t n;
+	int overflow;
+};
+
+static void
+conn_opts_gather(const struct upstream_head *h, struct conn_opts *o)
+{
+	const char *p, *end, *t;
+	size_t i;
+
+	o->n = 0;
+	o->overflow = 0;
+	for (i = 0; i < h->n; i++) {
+		if (!CONN_IS(h->v[i].name, h->v[i].name_len, "Connection"))
+			continue;
+		p = h->v[i].value;
+		end = p + h->v[i].value_len;
+		while (p < end) {
+			while (p < end &&
+			       (*p == ' ' || *p == '\t' || *p == ','))
+				p++;
+			t = p;
+			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			if (p == t)
+				continue;
+			if (o->n == CONN_OPTS_MAX) {
+				o->overflow = 1;
+				return;
+			}
+			o->p[o->n] = t;
+			o->len[o->n++] = (size_t)(p - t);
+		}
+	}
+}
+
 static int
-conn_up_head(void *arg, int status, const char *reason, struct http_fields *f)
+conn_opts_has(const struct upstream_head *h, const struct conn_opts *o,
+              const char *name, size_t len)
+{
+	size_t i;
+
+	if (o->overflow) {
+		for (i = 0; i < h->n; i++)
+			if (CONN_IS(h->v[i].name, h->v[i].name_len,
+			            "Connection") &&
+			    conn_token_listed(h->v[i].value, h->v[i].value_len,
+			                      name, len))
+				return 1;
+		return 0;
+	}
+	for (i = 0; i < o->n; i++)
+		if (o->len[i] == len && conn_caseeq(o->p[i], name, len))
+			return 1;
+	return 0;
+}
+
+/* What each response field is for the relay. */
+enum {
+	CONN_F_DROP = 0,   /* hop-by-hop or named by Connection */
+	CONN_F_KEEP = 1,   /* relayed as is */
+	CONN_F_LENGTH = 2, /* a Content-Length, relayed unless re-framed */
+};
+
+static int
+conn_up_head(void *arg, const struct upstream_head *h)
 {
 	struct conn *c = arg;
 	struct conn_exchange *ex = c->ex;
 	struct evbuffer *out = conn_out(c);
-	int chunked_up = http_fields_count(f, "Transfer-Encoding") > 0;
-	size_t i;
+	struct evbuffer_iovec v;
+	struct conn_opts opts;
+	int status = h->status, chunked_up = 0, has_conn = 0, has_len = 0;
+	const char *reason = h->reason, *name;
+	size_t i, total, rlen, nlen;
+	unsigned char kbuf[64], *kind = kbuf;
+	char *p;
 
-	conn_strip_hop(f);
+	if (h->n > sizeof(kbuf))
+		kind = xmalloc(h->n);
+	for (i = 0; i < h->n; i++) {
+		name = h->v[i].name;
+		nlen = h->v[i].name_len;
+		kind[i] = CONN_F_KEEP;
+		if (CONN_IS(name, nlen, "Content-Length")) {
+			kind[i] = CONN_F_LENGTH;
+		} else if (conn_is_hop(name, nlen)) {
+			kind[i] = CONN_F_DROP;
+			if (CONN_IS(name, nlen, "Transfer-Encoding"))
+				chunked_up = 1;
+			else if (CONN_IS(name, nlen, "Connection"))
+				has_conn = 1;
+		}
+	}
+	if (has_conn) {
+		conn_opts_gather(h, &opts);
+		for (i = 0; i < h->n; i++)
+			if (kind[i] != CONN_F_DROP &&
+			    conn_opts_has(h, &opts, h->v[i].name,
+			                  h->v[i].name_len))
+				kind[i] = CONN_F_DROP;
+	}
+	for (i = 0; i < h->n; i++)
+		if (kind[i] == CONN_F_LENGTH)
+			has_len = 1;
 	if (ex->is_head || status == 204 || status == 304 ||
 	    (status >= 100 && status < 200)) {
 		ex->framing = CONN_FRAME_NONE;
-	} else if (!chunked_up && http_fields_get(f, "Content-Length")) {
+	} else if (!chunked_up && has_len) {
 		ex->framing = CONN_FRAME_LENGTH;
 	} else {
-		http_fields_del(f, "Content-Length");
+		/* Re-framed: the upstream's length (if any) does not apply. */
+		for (i = 0; i < h->n; i++)
+			if (kind[i] == CONN_F_LENGTH)
+				kind[i] = CONN_F_DROP;
 		if (ex->req.version_minor >= 1) {
 			ex->framing = CONN_FRAME_CHUNKED;
-			http_fields_add(f, "Transfer-Encoding", "chunked");
 		} else {
 			ex->framing = CONN_FRAME_CLOSE;
 			ex->keep_alive = 0;
@@ -495,27 +938,60 @@ conn_up_head(void *arg, int status, const char *reason, struct http_fields *f)
 	}
 	if (c->px->draining)
 		ex->keep_alive = 0;
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status,
-	                    reason[0] ? reason : http1_status_reason(status));
-	for (i = 0; i < f->n; i++)
-		evbuffer_add_printf(out, "%s: %s\r\n", f->v[i].name,
-		                    f->v[i].value);
+
+	/* Sized first, then written in place: one copy, no formatting. */
+	if (reason[0] == '\0')
+		reason = http1_status_reason(status);
+	rlen = strlen(reason);
+	total = 9 + 12 + 1 + rlen + 2 + 28 + 24 + 2;
+	for (i = 0; i < h->n; i++)
+		if (kind[i] != CONN_F_DROP)
+			total += h->v[i].name_len + 2 + h->v[i].value_len + 2;
+	if (evbuffer_reserve_space(out, (ssize_t)total, &v, 1) < 1) {
+		if (kind != kbuf)
+			free(kind);
+		return -1;
+	}
+	p = v.iov_base;
+	p = conn_put(p, "HTTP/1.1 ", 9);
+	p = conn_put_dec(p, (unsigned)status);
+	*p++ = ' ';
+	p = conn_put(p, reason, rlen);
+	p = conn_put(p, "\r\n", 2);
+	for (i = 0; i < h->n; i++) {
+		if (kind[i] == CONN_F_DROP)
+			continue;
+		p = conn_put(p, h->v[i].name, h->v[i].name_len);
+		p = conn_put(p, ": ", 2);
+		p = conn_put(p, h->v[i].value, h->v[i].value_len);
+		p = conn_put(p, "\r\n", 2);
+	}
+	if (ex->framing == CONN_FRAME_CHUNKED)
+		p = conn_put(p, "Transfer-Encoding: chunked\r\n", 28);
 	if (!ex->keep_alive)
-		evbuffer_add(out, "Connection: close\r\n", 19);
+		p = conn_put(p, "Connection: close\r\n", 19);
 	else if (ex->req.version_minor == 0)
-		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-	evbuffer_add(out, "\r\n", 2);
+		p = conn_put(p, "Connection: keep-alive\r\n", 24);
+	p = conn_put(p, "\r\n", 2);
+	v.iov_len = (size_t)(p - (char *)v.iov_base);
+	evbuffer_commit_space(out, &v, 1);
+	if (kind != kbuf)
+		free(kind);
 	ex->head_sent = 1;
 	ex->status = status;
+	conn_kick(c);
 	return 0;
 }
 
 static int
 conn_up_body(void *arg, const char *p, size_t n)
 {
+	static const char hex[] = "0123456789abcdef";
 	struct conn *c = arg;
 	struct conn_exchange *ex = c->ex;
 	struct evbuffer *out = conn_out(c);
+	char size[24];
+	size_t i, x;
 
 	if (evbuffer_get_length(out) > CONN_OUT_HWM) {
 		/* The write callback resumes us once the client has taken
@@ -529,7 +1005,15 @@ conn_up_body(void *arg, const char *p, size_t n)
 	case CONN_FRAME_NONE:
 		return 0;
 	case CONN_FRAME_CHUNKED:
-		evbuffer_add_printf(out, "%zx\r\n", n);
+		i = sizeof(size);
+		size[--i] = '\n';
+		size[--i] = '\r';
+		x = n;
+		do {
+			size[--i] = hex[x & 15];
+			x >>= 4;
+		} while (x != 0);
+		evbuffer_add(out, size + i, sizeof(size) - i);
 		evbuffer_add(out, p, n);
 		evbuffer_add(out, "\r\n", 2);
 		break;
@@ -538,6 +1022,7 @@ conn_up_body(void *arg, const char *p, size_t n)
 		break;
 	}
 	ex->bytes_out += n;
+	conn_kick(c);
 	return 0;
 }
 
@@ -546,6 +1031,7 @@ conn_up_done(void *arg, const struct upstream_result *r)
 {
 	struct conn *c = arg;
 	struct conn_exchange *ex = c->ex;
+	char name[300];
 	json_t *o;
 
 	ex->ureq = NULL;
@@ -554,13 +1040,15 @@ conn_up_done(void *arg, const struct upstream_result *r)
 	if (r->ok) {
 		if (ex->framing == CONN_FRAME_CHUNKED)
 			evbuffer_add(conn_out(c), "0\r\n\r\n", 5);
+		conn_kick(c);
 		conn_end_exchange(c, ex->framing == CONN_FRAME_CLOSE);
 		conn_advance(c);
 		return;
 	}
 	c->px->stats.upstream_errors++;
 	ex->error = r->error;
-	log_warn("upstream %s: %s: %s", ex->up_name, r->error, r->detail);
+	conn_up_name(ex, name, sizeof(name));
+	log_warn("upstream %s: %s: %s", name, r->error, r->detail);
 	if (ex->head_sent) {
 		/* The status is gone; only a broken-off body can tell the
 		 * client (no last chunk, or fewer bytes than announced). */
@@ -568,7 +1056,7 @@ conn_up_done(void *arg, const struct upstream_result *r)
 		return;
 	}
 	o = json_pack("{s:s,s:s,s:s}", "error", r->error, "detail", r->detail,
-	              "upstream", ex->up_name);
+	              "upstream", name);
 	conn_respond(c, r->status, r->error, o, 0);
 	conn_advance(c);
 }
@@ -592,8 +1080,9 @@ conn_target(struct conn_exchange *ex)
 	const char *cs = r->scheme;
 	const char *scheme = cs;
 	int port = r->port;
+	size_t plen, qlen;
 	struct buf b;
-	char *host;
+	char *t;
 
 	if (ex->action == ROUTE_SIGN) {
 		scheme = (strcmp(cs, "https") == 0 || ex->res->upstream_tls)
@@ -609,20 +1098,14 @@ conn_target(struct conn_exchange *ex)
 		port = conn_default_port(scheme);
 	snprintf(ex->up_scheme, sizeof(ex->up_scheme), "%s", scheme);
 	ex->up_port = port;
-	host = xstrdup(r->host);
+
 	if (ex->action == ROUTE_SIGN) {
+		char *host = xstrdup(r->host);
 		size_t n = strlen(host);
 
 		util_lower(host);
 		if (n > 1 && host[n - 1] == '.' && host[0] != '[')
 			host[n - 1] = '\0';
-	}
-	ex->up_host = host;
-	buf_init(&b);
-	buf_appendf(&b, "%s:%d", host, port);
-	ex->up_name = buf_steal(&b);
-
-	if (ex->action == ROUTE_SIGN) {
 		buf_init(&b);
 		buf_appends(&b, host);
 		if (port != conn_default_port(scheme))
@@ -630,25 +1113,72 @@ conn_target(struct conn_exchange *ex)
 		free(r->authority);
 		r->authority = buf_steal(&b);
 		free(r->host);
-		r->host = xstrdup(host);
+		r->host = host;
 		r->port = port == conn_default_port(scheme) ? -1 : port;
 	}
+	/* What is dialled is what is signed: the request's own host. */
+	ex->up_host = r->host;
 	/* From our copy: scheme may be r->scheme itself. */
-	http_request_set_scheme(r, ex->up_scheme);
+	if (r->scheme == NULL || strcmp(r->scheme, ex->up_scheme) != 0)
+		http_request_set_scheme(r, ex->up_scheme);
 	if (r->path == NULL || r->path[0] == '\0') {
 		free(r->path);
 		r->path = xstrdup("/");
 	}
-	buf_init(&b);
-	buf_appends(&b, r->path);
+	plen = strlen(r->path);
+	qlen = r->query != NULL ? strlen(r->query) + 1 : 0;
+	t = xmalloc(plen + qlen + 1);
+	memcpy(t, r->path, plen);
 	if (r->query != NULL) {
-		buf_appendc(&b, '?');
-		buf_appends(&b, r->query);
+		t[plen] = '?';
+		memcpy(t + plen + 1, r->query, qlen - 1);
 	}
-	ex->target = buf_steal(&b);
+	t[plen + qlen] = '\0';
 	free(r->target);
-	r->target = xstrdup(ex->target);
+	r->target = t;
 	r->form = HTTP_TARGET_ORIGIN;
+}
+
+static void
+conn_token_forget_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *px = arg;
+	size_t i;
+
+	for (i = 0; i < px->cfg->nresources; i++)
+		px->token_memo[i].token = NULL;
+}
+
+/* The resource's token and its log hash. token_get checks the token file
+ * each time (a stat); the requests of one batch of event callbacks — the
+ * same instant as far as the proxy can tell — share one check: the memo
+ * is cleared by an event activated here, which libevent runs after the
+ * callbacks already queued in this loop iteration. */
+static const char *
+conn_token(struct conn *c, const struct config_resource *res, char hash[13],
+           char *err)
+{
+	struct proxy *px = c->px;
+	struct proxy_token_memo *m = &px->token_memo[res - px->cfg->resources];
+	const char *token;
+
+	if (m->token != NULL) {
+		memcpy(hash, m->hash, 13);
+		return m->token;
+	}
+	token = token_get(px->tokens, res, err);
+	if (token == NULL)
+		return NULL;
+	if (px->ev_token_forget == NULL)
+		px->ev_token_forget =
+		    event_new(px->base, -1, 0, conn_token_forget_cb, px);
+	log_token_hash(token, hash);
+	if (px->ev_token_forget != NULL) {
+		m->token = token;
+		memcpy(m->hash, hash, 13);
+		event_active(px->ev_token_forget, EV_TIMEOUT, 1);
+	}
+	return token;
 }
 
 /* The one place the outgoing request is finalised. After this (and the
@@ -656,22 +1186,14 @@ conn_target(struct conn_exchange *ex)
 static int
 conn_finalise(struct conn *c)
 {
-	static const char *const owned[] = {"Authorization",   "Signature",
-	                                    "Signature-Input", "Signature-Key",
-	                                    "Content-Digest",  "Agent-Auth"};
 	struct conn_exchange *ex = c->ex;
 	struct http_request *r = &ex->req;
 	struct httpsig_sign_opts so;
-	char err[ERR_MAX], len[32];
+	char err[ERR_MAX], len[32], name[300];
 	const char *token;
 	struct buf auth;
-	size_t i;
 
-	conn_strip_hop(&r->fields);
-	http_fields_del(&r->fields, "Proxy-Authorization");
-	/* Expect was answered here; Content-Length is recomputed. */
-	http_fields_del(&r->fields, "Expect");
-	http_fields_del(&r->fields, "Content-Length");
+	conn_strip_request(&r->fields, ex->action == ROUTE_SIGN);
 	conn_set_host_first(&r->fields, r->authority);
 	if (ex->has_body) {
 		snprintf(len, sizeof(len), "%zu", r->body_len);
@@ -680,9 +1202,7 @@ conn_finalise(struct conn *c)
 	if (ex->action != ROUTE_SIGN)
 		return 0;
 
-	for (i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
-		http_fields_del(&r->fields, owned[i]);
-	token = token_get(c->px->tokens, ex->res, err);
+	token = conn_token(c, ex->res, ex->token_hash, err);
 	if (token == NULL) {
 		ex->error = "token_unavailable";
 		conn_respond(c, 503, "proxy_internal_error",
@@ -692,17 +1212,17 @@ conn_finalise(struct conn *c)
 		             0);
 		return -1;
 	}
-	log_token_hash(token, ex->token_hash);
 	buf_init(&auth);
-	buf_appendf(&auth, "Bearer %s", token);
+	buf_append(&auth, "Bearer ", 7);
+	buf_appends(&auth, token);
 	http_fields_add(&r->fields, "Authorization", auth.data);
 	buf_free(&auth);
 	memset(&so, 0, sizeof(so));
 	so.sigkey_jwt = token;
 	if (httpsig_sign(&ex->res->profile, &c->px->key, r, &so, NULL, err) ==
 	    -1) {
-		log_error("signing a request to %s failed: %s", ex->up_name,
-		          err);
+		log_error("signing a request to %s failed: %s",
+		          conn_up_name(ex, name, sizeof(name)), err);
 		conn_error(c, 500, "proxy_internal_error", "signing_failed",
 		           err, 0);
 		return -1;
@@ -718,11 +1238,13 @@ conn_forward(struct conn *c)
 	struct conn_exchange *ex = c->ex;
 	struct http_request *r = &ex->req;
 	struct upstream_spec s;
-	char err[ERR_MAX];
+	char err[ERR_MAX], name[300];
 
 	conn_timer(c, 0);
-	r->body_len = ex->body.len;
-	r->body = (unsigned char *)buf_steal(&ex->body);
+	if (ex->has_body) {
+		r->body_len = ex->body.len;
+		r->body = (unsigned char *)buf_steal(&ex->body);
+	}
 	if (conn_finalise(c) == -1)
 		return;
 	if (ex->action == ROUTE_PASS)
@@ -732,7 +1254,7 @@ conn_forward(struct conn *c)
 	s.scheme = ex->up_scheme;
 	s.host = ex->up_host;
 	s.port = ex->up_port;
-	s.target = ex->target;
+	s.target = r->target;
 	s.fields = &r->fields;
 	s.body = r->body;
 	s.body_len = r->body_len;
@@ -740,12 +1262,12 @@ conn_forward(struct conn *c)
 	s.check_private = ex->check_private;
 	ex->ureq = upstream_start(c->px->up, &s, &conn_up_cbs, c, err);
 	if (ex->ureq == NULL) {
-		log_error("cannot start upstream request to %s: %s",
-		          ex->up_name, err);
+		conn_up_name(ex, name, sizeof(name));
+		log_error("cannot start upstream request to %s: %s", name, err);
 		conn_respond(c, 502, "proxy_internal_error",
 		             json_pack("{s:s,s:s,s:s}", "error",
 		                       "upstream_start_failed", "detail", err,
-		                       "upstream", ex->up_name),
+		                       "upstream", name),
 		             0);
 		return;
 	}
@@ -862,8 +1384,10 @@ conn_begin(struct conn *c)
 		buf_reserve(&ex->body, (size_t)(r->content_length < 262144
 		                                    ? r->content_length
 		                                    : 262144));
-	if (r->expect_continue && r->version_minor >= 1)
+	if (r->expect_continue && r->version_minor >= 1) {
 		evbuffer_add(conn_out(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		conn_kick(c);
+	}
 	c->state = CONN_BODY;
 	conn_timer(c, cfg->idle_timeout_ms);
 }
@@ -979,9 +1503,9 @@ conn_step_body(struct conn *c)
 }
 
 /* Run the state machine until it waits for bytes, for the upstream, or
- * for the client to read. Never frees c. */
+ * for the client to read. */
 static void
-conn_advance(struct conn *c)
+conn_run(struct conn *c)
 {
 	struct evbuffer *in = conn_in(c);
 	enum conn_state before;
@@ -998,7 +1522,7 @@ conn_advance(struct conn *c)
 			conn_step_body(c);
 			break;
 		case CONN_UPSTREAM:
-			/* Pipelined bytes wait; the read watermark bounds
+			/* Pipelined bytes wait; the input bound limits
 			 * them. */
 			return;
 		case CONN_CLOSING:
@@ -1011,23 +1535,20 @@ conn_advance(struct conn *c)
 	}
 }
 
-/* --- transport callbacks -------------------------------------------------- */
-
+/* conn_run, then read again if that made room. Never frees c. */
 static void
-conn_read_cb(struct bufferevent *bev, void *arg)
+conn_advance(struct conn *c)
 {
-	conn_advance(arg);
+	conn_run(c);
+	conn_read_update(c);
 }
 
-static void
-conn_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
+/* --- transport events ----------------------------------------------------- */
 
-	/* Meant for "the output has drained completely", but a deferred
-	 * call can arrive after more bytes were queued: check. */
-	if (evbuffer_get_length(conn_out(c)) > 0)
-		return;
+/* Everything queued has been written. */
+static void
+conn_write_done(struct conn *c)
+{
 	switch (c->state) {
 	case CONN_UPSTREAM:
 		if (c->ex->paused) {
@@ -1053,29 +1574,18 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* The client has finished sending. A response still queued is delivered
+ * (half-close); an exchange in progress is abandoned — for a proxy an EOF
+ * almost always means the client went away. */
 static void
-conn_event_cb(struct bufferevent *bev, short what, void *arg)
+conn_event_eof(struct conn *c)
 {
-	struct conn *c = arg;
-
-	if (what & BEV_EVENT_ERROR) {
-		conn_free(c);
-		return;
-	}
-	if (!(what & BEV_EVENT_EOF))
-		return;
-	/* The client has finished sending. A response still queued is
-	 * delivered (half-close); an exchange in progress is abandoned —
-	 * for a proxy an EOF almost always means the client went away. */
 	c->eof = 1;
-	if (c->state == CONN_CLOSING) {
-		bufferevent_disable(c->bev, EV_READ);
+	if (c->state == CONN_CLOSING)
 		return;
-	}
 	if ((c->state == CONN_HEAD || c->state == CONN_BODY) &&
 	    evbuffer_get_length(conn_out(c)) > 0) {
 		conn_abandon(c);
-		bufferevent_disable(c->bev, EV_READ);
 		c->state = CONN_CLOSING;
 		conn_timer(c, c->px->cfg->idle_timeout_ms);
 		return;
@@ -1087,8 +1597,18 @@ static void
 conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	char msg[128];
+	char msg[128], name[300];
+	uint64_t now;
 
+	c->timer_at = 0;
+	if (c->deadline == 0)
+		return;
+	now = util_mono_ms();
+	if (now < c->deadline) {
+		conn_timer_arm(c, now, c->deadline - now);
+		return;
+	}
+	c->deadline = 0;
 	switch (c->state) {
 	case CONN_HEAD:
 		if (c->ex == NULL) { /* idle keep-alive connection */
@@ -1100,18 +1620,20 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		         "header_timeout_ms (%u)",
 		         c->px->cfg->header_timeout_ms);
 		conn_error(c, 408, NULL, "request_timeout", msg, 1);
+		conn_read_update(c);
 		return;
 	case CONN_BODY:
 		snprintf(msg, sizeof(msg),
 		         "no request body bytes for idle_timeout_ms (%u)",
 		         c->px->cfg->idle_timeout_ms);
 		conn_error(c, 408, NULL, "request_timeout", msg, 1);
+		conn_read_update(c);
 		return;
 	case CONN_UPSTREAM:
 		/* Paused for a client that stopped reading. */
 		log_info("client %s stopped reading; dropping the response "
 		         "from %s",
-		         c->peer, c->ex->up_name);
+		         c->peer, conn_up_name(c->ex, name, sizeof(name)));
 		conn_free(c);
 		return;
 	case CONN_CLOSING:
@@ -1145,6 +1667,22 @@ conn_peer_name(struct conn *c, const struct sockaddr *sa)
 	}
 }
 
+static void
+conn_transport_free(struct conn *c)
+{
+	if (c->ev_read)
+		event_free(c->ev_read);
+	if (c->ev_write)
+		event_free(c->ev_write);
+	if (c->timer)
+		event_free(c->timer);
+	if (c->in)
+		evbuffer_free(c->in);
+	if (c->out)
+		evbuffer_free(c->out);
+	close(c->fd);
+}
+
 void
 conn_accept(struct proxy *px, const struct proxy_listener *ls, int fd,
             const struct sockaddr *sa, int salen, int refuse)
@@ -1163,26 +1701,24 @@ conn_accept(struct proxy *px, const struct proxy_listener *ls, int fd,
 	conn_peer_name(c, sa);
 	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->bev = bufferevent_socket_new(
-	    px->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	upstream_fd_reused(px->up, fd);
+	/* Bounds what a client can queue while its response is in flight. */
+	c->in_max = px->cfg->max_head_bytes + CONN_IN_HOLD;
+	c->in = evbuffer_new();
+	c->out = evbuffer_new();
+	c->ev_read =
+	    event_new(px->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+	c->ev_write =
+	    event_new(px->base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
 	c->timer = evtimer_new(px->base, conn_timer_cb, c);
-	if (c->bev == NULL || c->timer == NULL) {
+	if (c->in == NULL || c->out == NULL || c->ev_read == NULL ||
+	    c->ev_write == NULL || c->timer == NULL) {
 		log_error("cannot set up a connection from %s", c->peer);
-		if (c->bev)
-			bufferevent_free(c->bev);
-		else
-			close(fd);
-		if (c->timer)
-			event_free(c->timer);
+		conn_transport_free(c);
 		free(c);
 		return;
 	}
-	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
-	                  c);
-	/* Bounds what a client can queue while its response is in flight. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0,
-	                         px->cfg->max_head_bytes + CONN_IN_HOLD);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	conn_read_update(c);
 	c->next = px->conns;
 	if (px->conns)
 		px->conns->prev = c;
@@ -1228,8 +1764,7 @@ conn_free(struct conn *c)
 		px->nconns--;
 	else
 		px->nrefusing--;
-	event_free(c->timer);
-	bufferevent_free(c->bev);
+	conn_transport_free(c);
 	free(c);
 	proxy_conn_gone(px);
 }

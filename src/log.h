@@ -6,6 +6,7 @@
 #ifndef AAUTH_LOG_H
 #define AAUTH_LOG_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
@@ -25,6 +26,8 @@ void fatal(const char *fmt, ...)
 
 /* Write a pre-built JSON object (no trailing newline) as one line. */
 void log_json_line(const char *json);
+/* The same for a line that already ends in a newline: one write. */
+void log_json_write(const char *line, size_t len);
 
 /* Short, non-reversible identifier of a token for logs: the first 12
  * base64url characters of SHA-256(token). out must hold 13 bytes. */

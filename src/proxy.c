@@ -47,16 +47,16 @@ proxy_usage(FILE *out)
 }
 
 void
-proxy_access_log(struct proxy *px, const char *json)
+proxy_access_log(struct proxy *px, const char *line, size_t len)
 {
 	if (px->access_log_off)
 		return;
 	if (px->access_log == NULL) {
-		log_json_line(json);
+		log_json_write(line, len);
 		return;
 	}
-	fputs(json, px->access_log);
-	fputc('\n', px->access_log);
+	/* One write per line, so lines from a crash are whole. */
+	fwrite(line, 1, len, px->access_log);
 	fflush(px->access_log);
 }
 
@@ -427,8 +427,12 @@ proxy_free(struct proxy *px)
 		event_free(px->ev_drain);
 	if (px->ev_accept_retry)
 		event_free(px->ev_accept_retry);
+	if (px->ev_token_forget)
+		event_free(px->ev_token_forget);
 	if (px->base)
 		event_base_free(px->base);
+	buf_free(&px->scratch);
+	free(px->token_memo);
 	if (px->access_log)
 		fclose(px->access_log);
 }
@@ -462,6 +466,8 @@ proxy_start(struct proxy *px, char **listen, size_t nlisten, char *err)
 	key_set_kid(&px->key, px->cfg->kid);
 	if (proxy_open_access_log(px, err) == -1)
 		return -1;
+	px->token_memo =
+	    xcalloc(px->cfg->nresources + 1, sizeof(*px->token_memo));
 	px->tokens = token_store_new(px->cfg);
 	if (px->tokens == NULL) {
 		err_set(err, "cannot create the token store");

@@ -14,6 +14,7 @@
 #include "key.h"
 #include "token.h"
 #include "upstream.h"
+#include "util.h"
 
 struct event;
 struct event_base;
@@ -41,6 +42,12 @@ struct proxy_stats {
 	uint64_t upstream_errors; /* 502/504 from the upstream side */
 };
 
+/* A token as looked up during one batch of callbacks (see conn.c). */
+struct proxy_token_memo {
+	const char *token;
+	char hash[13];
+};
+
 struct proxy {
 	struct event_base *base;
 	const struct config *cfg;
@@ -57,12 +64,19 @@ struct proxy {
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup;
 	struct event *ev_drain, *ev_accept_retry;
 	struct proxy_stats stats;
+	struct buf scratch; /* per-request text (access-log line) */
+	/* Per resource (config order): the token looked up in the current
+	 * batch of event callbacks, so a batch of signed requests costs one
+	 * token-file check. ev_token_forget, activated when one is stored,
+	 * runs after the batch and clears them all. */
+	struct proxy_token_memo *token_memo;
+	struct event *ev_token_forget;
 };
 
 /* Called by conn when a connection is freed; ends the drain when it was
  * the last one. */
 void proxy_conn_gone(struct proxy *px);
-/* One access-log line (a JSON object without newline). */
-void proxy_access_log(struct proxy *px, const char *json);
+/* One access-log line: a JSON object ending in a newline, len bytes. */
+void proxy_access_log(struct proxy *px, const char *line, size_t len);
 
 #endif

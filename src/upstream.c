@@ -16,22 +16,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
 
-/* Idle easy handles kept for reuse, and pooled upstream connections. */
-#define UPSTREAM_POOL_MAX    16
+/* Idle requests (each with a configured easy handle) kept for reuse, and
+ * pooled upstream connections. */
+#define UPSTREAM_POOL_MAX    64
+#define UPSTREAM_POOL_KEEP   8
 #define UPSTREAM_MAXCONNECTS 64
+#define UPSTREAM_BUF_KEEP    (16 * 1024)
 /* After a burst of this many concurrent transfers, give the freed heap
- * back to the system once everything is quiet again. */
+ * back to the system once everything has been quiet this long. */
 #define UPSTREAM_TRIM_PEAK 32
+#define UPSTREAM_TRIM_MS   1000
 
+/* libevent's view of one curl socket. The event stays registered while
+ * the connection sits idle in curl's pool ("parked"), so a keep-alive
+ * connection costs no epoll_ctl per request; it goes away when curl
+ * closes the socket (close-socket callback). */
 struct upstream_sock {
-	struct upstream *u;
 	struct event *ev;
-	curl_socket_t fd;
-	struct upstream_sock *prev, *next;
+	short kind; /* EV_READ/EV_WRITE registered now; 0 when none */
+	int parked; /* curl does not watch this socket at the moment */
+};
+
+/* Where a response field sits in the request's head buffer while the
+ * head is still arriving (the buffer may move as it grows). */
+struct upstream_field_at {
+	size_t name, name_len, value, value_len;
 };
 
 struct upstream {
@@ -40,26 +54,42 @@ struct upstream {
 	CURLM *multi;
 	CURLSH *share;
 	struct event *timer;
-	CURL *pool[UPSTREAM_POOL_MAX];
+	struct event *trim_timer;
+	struct upstream_req *pool; /* idle requests, linked by next */
 	size_t npool;
 	size_t active;
 	size_t peak;         /* most transfers at once since the last trim */
 	long low_speed_time; /* seconds, from upstream_idle_timeout_ms */
-	struct upstream_sock *socks;
-	struct buf line; /* scratch for header lines */
+	struct upstream_sock **socks; /* by descriptor */
+	size_t nsocks;
 };
 
 struct upstream_req {
 	struct upstream *u;
 	CURL *easy;
-	struct curl_slist *headers;
+	struct upstream_req *next; /* in the idle pool */
 	struct upstream_cbs cbs;
 	void *arg;
 	int check_private;
 	int head_done;
 	int status;
-	char *reason;
-	struct http_fields fields;
+	/* What the easy handle is set to, so a reused handle gets only the
+	 * options that differ from the last request. */
+	int opt_body, opt_nobody;
+	char *opt_method;
+	char opt_url[512];
+	CURLU *url;
+	/* The request's header lines: one curl_slist built in place over
+	 * one string buffer (curl only reads the list). */
+	struct curl_slist *hlist;
+	size_t hcap;
+	struct buf hbuf;
+	/* The response head: reason and "name\0value\0" pairs. */
+	struct buf head;
+	size_t reason_at;
+	struct upstream_field_at *at;
+	struct upstream_field *fields;
+	size_t nfields, capfields;
 	uint64_t t_start, t_head;
 	char blocked[INET6_ADDRSTRLEN]; /* first address refused */
 	char errbuf[CURL_ERROR_SIZE];
@@ -123,12 +153,40 @@ upstream_addr_is_private(const struct sockaddr *sa)
 
 /* --- curl ↔ libevent ----------------------------------------------------- */
 
+static struct upstream_sock *
+upstream_sock_get(const struct upstream *u, curl_socket_t fd)
+{
+	return fd >= 0 && (size_t)fd < u->nsocks ? u->socks[fd] : NULL;
+}
+
+static void
+upstream_sock_forget(struct upstream *u, curl_socket_t fd)
+{
+	struct upstream_sock *s = upstream_sock_get(u, fd);
+
+	if (s == NULL)
+		return;
+	event_free(s->ev);
+	free(s);
+	u->socks[fd] = NULL;
+}
+
 static void
 upstream_event_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct upstream *u = arg;
+	struct upstream_sock *s = upstream_sock_get(u, fd);
 	int running, act = 0;
 
+	if (s != NULL && s->parked) {
+		/* An idle pooled connection became readable: the server
+		 * closed it (or sent garbage). curl finds out when it next
+		 * checks the connection; stop listening so a level-triggered
+		 * event does not spin. */
+		event_del(s->ev);
+		s->kind = 0;
+		return;
+	}
 	if (what & EV_READ)
 		act |= CURL_CSELECT_IN;
 	if (what & EV_WRITE)
@@ -147,31 +205,23 @@ upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
 	upstream_check_done(u);
 }
 
-static void
-upstream_sock_free(struct upstream *u, struct upstream_sock *s)
-{
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		u->socks = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	event_free(s->ev);
-	free(s);
-}
-
 static int
 upstream_socket_cb(CURL *e, curl_socket_t fd, int what, void *userp,
                    void *socketp)
 {
 	struct upstream *u = userp;
-	struct upstream_sock *s = socketp;
-	short kind = EV_PERSIST;
+	struct upstream_sock *s = upstream_sock_get(u, fd);
+	short kind = 0;
 
 	if (what == CURL_POLL_REMOVE) {
-		if (s != NULL) {
-			upstream_sock_free(u, s);
-			curl_multi_assign(u->multi, fd, NULL);
+		if (s == NULL)
+			return 0;
+		/* Keep a read event: the next request on this connection
+		 * wants exactly that. A write interest would spin. */
+		s->parked = 1;
+		if (s->kind != EV_READ && s->kind != 0) {
+			event_del(s->ev);
+			s->kind = 0;
 		}
 		return 0;
 	}
@@ -180,20 +230,35 @@ upstream_socket_cb(CURL *e, curl_socket_t fd, int what, void *userp,
 	if (what & CURL_POLL_OUT)
 		kind |= EV_WRITE;
 	if (s == NULL) {
+		if ((size_t)fd >= u->nsocks) {
+			size_t n = u->nsocks ? u->nsocks : 64;
+
+			while (n <= (size_t)fd)
+				n *= 2;
+			u->socks = xrealloc(u->socks, n * sizeof(*u->socks));
+			memset(u->socks + u->nsocks, 0,
+			       (n - u->nsocks) * sizeof(*u->socks));
+			u->nsocks = n;
+		}
 		s = xcalloc(1, sizeof(*s));
-		s->u = u;
-		s->fd = fd;
-		s->ev = event_new(u->base, fd, kind, upstream_event_cb, u);
-		s->next = u->socks;
-		if (u->socks)
-			u->socks->prev = s;
-		u->socks = s;
-		curl_multi_assign(u->multi, fd, s);
-	} else {
-		event_del(s->ev);
-		event_assign(s->ev, u->base, fd, kind, upstream_event_cb, u);
+		s->ev = event_new(u->base, fd, kind | EV_PERSIST,
+		                  upstream_event_cb, u);
+		if (s->ev == NULL) {
+			free(s);
+			return -1;
+		}
+		u->socks[fd] = s;
+		event_add(s->ev, NULL);
+		s->kind = kind;
+	} else if (s->kind != kind) {
+		if (s->kind != 0)
+			event_del(s->ev);
+		event_assign(s->ev, u->base, fd, kind | EV_PERSIST,
+		             upstream_event_cb, u);
+		event_add(s->ev, NULL);
+		s->kind = kind;
 	}
-	event_add(s->ev, NULL);
+	s->parked = 0;
 	return 0;
 }
 
@@ -219,6 +284,7 @@ static curl_socket_t
 upstream_opensocket_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct upstream_req *r = arg;
+	curl_socket_t fd;
 
 	if (purpose != CURLSOCKTYPE_IPCXN)
 		return CURL_SOCKET_BAD;
@@ -240,16 +306,26 @@ upstream_opensocket_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 		}
 		return CURL_SOCKET_BAD;
 	}
-	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	upstream_fd_reused(r->u, fd);
+	return fd;
+}
+
+static int
+upstream_closesocket_cb(void *arg, curl_socket_t fd)
+{
+	/* curl has already said CURL_POLL_REMOVE if it watched fd; the
+	 * parked event must go before the number can be reused. */
+	upstream_sock_forget(arg, fd);
+	return close(fd);
 }
 
 static void
 upstream_head_reset(struct upstream_req *r)
 {
-	http_fields_free(&r->fields);
-	http_fields_init(&r->fields);
-	free(r->reason);
-	r->reason = NULL;
+	buf_reset(&r->head);
+	r->nfields = 0;
+	r->reason_at = 0;
 	r->status = 0;
 }
 
@@ -274,58 +350,126 @@ upstream_status_line(struct upstream_req *r, const char *p, size_t n)
 	if (i < n && p[i] == ' ')
 		i++;
 	r->status = status;
-	r->reason = xstrndup(p + i, n - i);
+	buf_reset(&r->head);
+	r->reason_at = 0;
+	buf_append(&r->head, p + i, n - i);
+	buf_appendc(&r->head, '\0');
 	return 0;
+}
+
+/* Index of the first control byte other than HTAB (or DEL) in p[0..n),
+ * n if none. Eight bytes at a time: a header line is checked for every
+ * response, and almost never has one. */
+static size_t
+upstream_ctl_at(const char *p, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull;
+	const uint64_t high = 0x8080808080808080ull;
+	size_t i = 0;
+	uint64_t x, d;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&x, p + i, 8);
+		/* A byte below 0x20, or a DEL (0x7f ^ 0x7f == 0). */
+		d = ((x - 0x20 * ones) & ~x) |
+		    (((x ^ 0x7f * ones) - ones) & ~(x ^ 0x7f * ones));
+		if (d & high)
+			break;
+	}
+	for (; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if (ch >= 0x20 ? ch == 0x7f : ch != '\t')
+			return i;
+	}
+	return n;
 }
 
 static void
 upstream_field_line(struct upstream_req *r, const char *p, size_t n)
 {
-	struct buf *b = &r->u->line;
+	struct buf *b = &r->head;
+	struct upstream_field_at *f;
 	const char *colon, *v, *end = p + n;
-	size_t namelen, i;
+	size_t i;
 
 	/* Relayed to the client as is: a stray CR or other control byte
 	 * must not be able to start a line of its own there. */
-	for (i = 0; i < n; i++)
-		if (((unsigned char)p[i] < 0x20 && p[i] != '\t') ||
-		    p[i] == 0x7f) {
-			log_warn("dropping an upstream header line with a "
-			         "control byte (0x%02x)",
-			         (unsigned char)p[i]);
-			return;
-		}
+	if ((i = upstream_ctl_at(p, n)) < n) {
+		log_warn("dropping an upstream header line with a control "
+		         "byte (0x%02x)",
+		         (unsigned char)p[i]);
+		return;
+	}
 
 	if (p[0] == ' ' || p[0] == '\t') {
-		/* obs-fold from an old server: continue the last value. */
-		struct http_field *last;
+		/* obs-fold from an old server: continue the last value,
+		 * rebuilt at the end of the buffer. */
+		size_t old;
 
-		if (r->fields.n == 0)
+		if (r->nfields == 0)
 			return;
 		while (p < end && (*p == ' ' || *p == '\t'))
 			p++;
-		last = &r->fields.v[r->fields.n - 1];
-		buf_reset(b);
-		buf_appendf(b, "%s %.*s", last->value, (int)(end - p), p);
-		free(last->value);
-		last->value = xstrdup(b->data);
+		f = &r->at[r->nfields - 1];
+		old = b->len;
+		buf_reserve(b, f->value_len + 2 + (size_t)(end - p));
+		memcpy(b->data + b->len, b->data + f->value, f->value_len);
+		b->len += f->value_len;
+		buf_appendc(b, ' ');
+		buf_append(b, p, (size_t)(end - p));
+		buf_appendc(b, '\0');
+		f->value = old;
+		f->value_len = b->len - 1 - old;
 		return;
 	}
 	colon = memchr(p, ':', n);
 	if (colon == NULL || colon == p)
 		return;
-	namelen = (size_t)(colon - p);
 	v = colon + 1;
 	while (v < end && (*v == ' ' || *v == '\t'))
 		v++;
 	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
 		end--;
-	/* One scratch buffer holds "name\0value\0". */
-	buf_reset(b);
-	buf_append(b, p, namelen);
-	buf_appendc(b, '\0');
-	buf_append(b, v, (size_t)(end - v));
-	http_fields_add(&r->fields, b->data, b->data + namelen + 1);
+	if (r->nfields == r->capfields) {
+		r->capfields = r->capfields ? r->capfields * 2 : 32;
+		r->at = xrealloc(r->at, r->capfields * sizeof(*r->at));
+		r->fields =
+		    xrealloc(r->fields, r->capfields * sizeof(*r->fields));
+	}
+	f = &r->at[r->nfields++];
+	f->name_len = (size_t)(colon - p);
+	f->value_len = (size_t)(end - v);
+	buf_reserve(b, f->name_len + f->value_len + 2);
+	f->name = b->len;
+	memcpy(b->data + b->len, p, f->name_len);
+	b->len += f->name_len;
+	b->data[b->len++] = '\0';
+	f->value = b->len;
+	memcpy(b->data + b->len, v, f->value_len);
+	b->len += f->value_len;
+	b->data[b->len] = '\0';
+	b->len++;
+	b->data[b->len] = '\0';
+}
+
+static int
+upstream_head_deliver(struct upstream_req *r)
+{
+	struct upstream_head h;
+	size_t i;
+
+	for (i = 0; i < r->nfields; i++) {
+		r->fields[i].name = r->head.data + r->at[i].name;
+		r->fields[i].name_len = r->at[i].name_len;
+		r->fields[i].value = r->head.data + r->at[i].value;
+		r->fields[i].value_len = r->at[i].value_len;
+	}
+	h.status = r->status;
+	h.reason = r->head.data + r->reason_at;
+	h.v = r->fields;
+	h.n = r->nfields;
+	return r->cbs.head(r->arg, &h);
 }
 
 static size_t
@@ -349,8 +493,7 @@ upstream_header_cb(char *p, size_t size, size_t nitems, void *arg)
 		}
 		r->head_done = 1;
 		r->t_head = util_mono_ms();
-		if (r->cbs.head(r->arg, r->status, r->reason ? r->reason : "",
-		                &r->fields) == -1)
+		if (upstream_head_deliver(r) == -1)
 			return 0;
 		return len;
 	}
@@ -383,22 +526,92 @@ upstream_write_cb(char *p, size_t size, size_t nitems, void *arg)
 /* --- request lifecycle --------------------------------------------------- */
 
 static void
+upstream_req_destroy(struct upstream_req *r)
+{
+	curl_easy_cleanup(r->easy);
+	curl_url_cleanup(r->url);
+	free(r->opt_method);
+	free(r->hlist);
+	buf_free(&r->hbuf);
+	buf_free(&r->head);
+	free(r->at);
+	free(r->fields);
+	free(r);
+}
+
+/* A request with an easy handle carrying every option that is the same
+ * for all requests; upstream_start sets only what differs. */
+static struct upstream_req *
+upstream_req_new(struct upstream *u)
+{
+	const struct config *c = u->cfg;
+	struct upstream_req *r = xcalloc(1, sizeof(*r));
+	CURL *e;
+
+	r->u = u;
+	buf_init(&r->hbuf);
+	buf_init(&r->head);
+	if ((e = r->easy = curl_easy_init()) == NULL) {
+		free(r);
+		return NULL;
+	}
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_SHARE, u->share);
+	/* The path and query go out exactly as received and signed: no
+	 * dot-segment removal, no re-encoding by curl's URL parser. */
+	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* HTTP_PROXY in our own environment may well point at us. */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->upstream_ca_file != NULL)
+		curl_easy_setopt(e, CURLOPT_CAINFO, c->upstream_ca_file);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+	                 (long)c->upstream_connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->upstream_timeout_ms);
+	if (u->low_speed_time > 0) {
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, u->low_speed_time);
+	}
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, upstream_opensocket_cb);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+	/* Connections outlive requests: the close callback gets u. */
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION,
+	                 upstream_closesocket_cb);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, u);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, upstream_header_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, upstream_write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	return r;
+}
+
+static void
 upstream_release(struct upstream_req *r)
 {
 	struct upstream *u = r->u;
 
 	curl_multi_remove_handle(u->multi, r->easy);
 	u->active--;
+	/* A pooled request keeps its buffers, but not an outsized one. */
+	if (r->head.cap > UPSTREAM_BUF_KEEP)
+		buf_free(&r->head);
+	if (r->hbuf.cap > UPSTREAM_BUF_KEEP)
+		buf_free(&r->hbuf);
 	if (u->npool < UPSTREAM_POOL_MAX) {
-		curl_easy_reset(r->easy);
-		u->pool[u->npool++] = r->easy;
+		r->next = u->pool;
+		u->pool = r;
+		u->npool++;
 	} else {
-		curl_easy_cleanup(r->easy);
+		upstream_req_destroy(r);
 	}
-	curl_slist_free_all(r->headers);
-	http_fields_free(&r->fields);
-	free(r->reason);
-	free(r);
 }
 
 static void
@@ -412,19 +625,22 @@ upstream_result_fill(struct upstream_req *r, CURLcode rc,
 	if (r->head_done)
 		res->head_ms = r->t_head - r->t_start;
 	res->status = 502;
-	snprintf(res->detail, sizeof(res->detail), "%s", detail);
 	switch (rc) {
 	case CURLE_OK:
 		if (r->head_done) {
 			res->ok = 1;
 			res->status = r->status;
-			res->detail[0] = '\0';
 			return;
 		}
 		res->error = "http_response_incomplete";
 		snprintf(res->detail, sizeof(res->detail),
 		         "the upstream closed without a response");
 		return;
+	default:
+		break;
+	}
+	snprintf(res->detail, sizeof(res->detail), "%s", detail);
+	switch (rc) {
 	case CURLE_COULDNT_RESOLVE_HOST:
 		res->error = "dns_error";
 		return;
@@ -483,6 +699,28 @@ upstream_result_fill(struct upstream_req *r, CURLcode rc,
 }
 
 static void
+upstream_trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream *u = arg;
+	struct upstream_req *r;
+
+	if (u->active > 0)
+		return; /* busy again: the next quiet moment re-arms */
+	u->peak = 0;
+	while (u->npool > UPSTREAM_POOL_KEEP) {
+		r = u->pool;
+		u->pool = r->next;
+		u->npool--;
+		upstream_req_destroy(r);
+	}
+#ifdef __GLIBC__
+	/* Memory stays flat: a burst of hundreds of transfers leaves the
+	 * heap fragmented, and glibc keeps it unless asked. */
+	malloc_trim(0);
+#endif
+}
+
+static void
 upstream_check_done(struct upstream *u)
 {
 	struct upstream_result res;
@@ -510,62 +748,94 @@ upstream_check_done(struct upstream *u)
 		upstream_release(r);
 		cbs.done(arg, &res);
 	}
-#ifdef __GLIBC__
-	/* Memory stays flat: a burst of hundreds of transfers leaves the
-	 * heap fragmented, and glibc keeps it unless asked. */
-	if (u->active == 0 && u->peak >= UPSTREAM_TRIM_PEAK) {
-		u->peak = 0;
-		malloc_trim(0);
+	/* Trimming is not free (madvise, then page faults to get the
+	 * memory back): only once a burst is over, not at every moment
+	 * the multi happens to be empty under load. */
+	if (u->active == 0 && u->peak >= UPSTREAM_TRIM_PEAK &&
+	    !evtimer_pending(u->trim_timer, NULL)) {
+		struct timeval tv = {UPSTREAM_TRIM_MS / 1000,
+		                     (UPSTREAM_TRIM_MS % 1000) * 1000};
+
+		evtimer_add(u->trim_timer, &tv);
 	}
-#endif
+}
+
+static int
+upstream_has_field(const struct http_fields *f, const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < f->n; i++)
+		if (util_strncaseeq(f->v[i].name, name, len) &&
+		    f->v[i].name[len] == '\0')
+			return 1;
+	return 0;
 }
 
 /* The header list curl sends: every field as given, plus empty entries
- * that stop curl from adding its own Accept, Expect and Content-Type. */
-static struct curl_slist *
-upstream_headers(struct upstream *u, const struct http_fields *f)
+ * that stop curl from adding its own Accept, and for a request with a
+ * body its own Expect, Content-Type and Transfer-Encoding. The list and
+ * its strings live in r's buffers, reused from request to request. */
+static void
+upstream_headers(struct upstream_req *r, const struct http_fields *f,
+                 int has_body)
 {
 	static const char *const suppress[] = {
-	    "Accept", "Expect", "Content-Type", "Transfer-Encoding"};
-	struct curl_slist *l = NULL, *t;
-	struct buf *b = &u->line;
-	size_t i;
+	    "Accept:", "Expect:", "Content-Type:", "Transfer-Encoding:"};
+	struct buf *b = &r->hbuf;
+	size_t i, n = 0, nsup = has_body ? 4 : 1, off, nl, vl;
 
+	if (r->hcap < f->n + nsup) {
+		r->hcap = f->n + nsup + 16;
+		free(r->hlist);
+		r->hlist = xcalloc(r->hcap, sizeof(*r->hlist));
+	}
+	buf_reset(b);
+	/* Offsets first: the buffer may move while it grows. */
 	for (i = 0; i < f->n; i++) {
-		buf_reset(b);
+		nl = strlen(f->v[i].name);
+		vl = strlen(f->v[i].value);
+		off = b->len;
+		buf_reserve(b, nl + vl + 3);
+		memcpy(b->data + b->len, f->v[i].name, nl);
+		b->len += nl;
 		/* "Name;" is curl's spelling of a field with an empty
 		 * value; "Name:" would delete it. */
-		if (f->v[i].value[0] == '\0')
-			buf_appendf(b, "%s;", f->v[i].name);
-		else
-			buf_appendf(b, "%s: %s", f->v[i].name, f->v[i].value);
-		if ((t = curl_slist_append(l, b->data)) == NULL)
-			goto fail;
-		l = t;
+		if (vl == 0) {
+			b->data[b->len++] = ';';
+		} else {
+			b->data[b->len++] = ':';
+			b->data[b->len++] = ' ';
+			memcpy(b->data + b->len, f->v[i].value, vl);
+			b->len += vl;
+		}
+		b->data[b->len++] = '\0';
+		r->hlist[n++].data = (char *)(uintptr_t)off;
 	}
-	for (i = 0; i < sizeof(suppress) / sizeof(suppress[0]); i++) {
-		if (http_fields_get(f, suppress[i]) != NULL)
+	for (i = 0; i < nsup; i++) {
+		nl = strlen(suppress[i]) - 1;
+		if (upstream_has_field(f, suppress[i], nl))
 			continue;
-		buf_reset(b);
-		buf_appendf(b, "%s:", suppress[i]);
-		if ((t = curl_slist_append(l, b->data)) == NULL)
-			goto fail;
-		l = t;
+		off = b->len;
+		buf_append(b, suppress[i], nl + 2); /* with its NUL */
+		r->hlist[n++].data = (char *)(uintptr_t)off;
 	}
-	return l;
-fail:
-	curl_slist_free_all(l);
-	return NULL;
+	for (i = 0; i < n; i++) {
+		r->hlist[i].data = b->data + (uintptr_t)r->hlist[i].data;
+		r->hlist[i].next = i + 1 < n ? &r->hlist[i + 1] : NULL;
+	}
+	if (n == 0)
+		r->hlist[0].data = NULL;
 }
 
 struct upstream_req *
 upstream_start(struct upstream *u, const struct upstream_spec *s,
                const struct upstream_cbs *cbs, void *arg, char *err)
 {
-	const struct config *c = u->cfg;
 	struct upstream_req *r;
+	int is_head = strcmp(s->method, "HEAD") == 0;
 	CURLMcode mc;
-	char url[512];
+	char url[sizeof(r->opt_url)];
 	CURL *e;
 
 	if ((size_t)snprintf(url, sizeof(url), "%s://%s:%d/", s->scheme,
@@ -573,82 +843,81 @@ upstream_start(struct upstream *u, const struct upstream_spec *s,
 		err_set(err, "upstream host name too long");
 		return NULL;
 	}
-	r = xcalloc(1, sizeof(*r));
-	r->u = u;
+	if (u->pool != NULL) {
+		r = u->pool;
+		u->pool = r->next;
+		u->npool--;
+	} else if ((r = upstream_req_new(u)) == NULL) {
+		err_set(err, "curl_easy_init failed");
+		return NULL;
+	}
+	e = r->easy;
 	r->cbs = *cbs;
 	r->arg = arg;
 	r->check_private = s->check_private;
-	http_fields_init(&r->fields);
-	r->headers = upstream_headers(u, s->fields);
-	if (r->headers == NULL) {
-		err_set(err, "out of memory building upstream headers");
-		free(r);
-		return NULL;
-	}
-	if (u->npool > 0) {
-		e = u->pool[--u->npool];
-	} else if ((e = curl_easy_init()) == NULL) {
-		err_set(err, "curl_easy_init failed");
-		curl_slist_free_all(r->headers);
-		free(r);
-		return NULL;
-	}
-	r->easy = e;
+	r->head_done = 0;
+	upstream_head_reset(r);
+	r->blocked[0] = '\0';
+	r->errbuf[0] = '\0';
 
-	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-	curl_easy_setopt(e, CURLOPT_SHARE, u->share);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	/* The path and query go out exactly as received and signed: no
-	 * dot-segment removal, no re-encoding by curl's URL parser. */
+	if (strcmp(url, r->opt_url) != 0) {
+		/* Parsed once per upstream, not once per request (curl
+		 * re-parses a CURLOPT_URL string for every transfer). */
+		if (r->url == NULL)
+			r->url = curl_url();
+		if (r->url != NULL &&
+		    curl_url_set(r->url, CURLUPART_URL, url, 0) == CURLUE_OK) {
+			memcpy(r->opt_url, url, sizeof(url));
+			curl_easy_setopt(e, CURLOPT_CURLU, r->url);
+		} else {
+			/* curl's own parse then fails the transfer and says
+			 * why, as for any other URL. */
+			r->opt_url[0] = '\0';
+			curl_easy_setopt(e, CURLOPT_CURLU, NULL);
+			curl_easy_setopt(e, CURLOPT_URL, url);
+		}
+	}
 	curl_easy_setopt(e, CURLOPT_REQUEST_TARGET, s->target);
-	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, s->method);
-	if (strcmp(s->method, "HEAD") == 0)
+	if (r->opt_method == NULL || strcmp(r->opt_method, s->method) != 0) {
+		free(r->opt_method);
+		r->opt_method = xstrdup(s->method);
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, s->method);
+	}
+	/* Back to a plain GET before a different kind of request, then the
+	 * same steps as on a fresh handle. */
+	if ((r->opt_body || r->opt_nobody) &&
+	    (r->opt_body != s->has_body || r->opt_nobody != is_head)) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+		                 (curl_off_t)-1);
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+		r->opt_body = r->opt_nobody = 0;
+	}
+	if (is_head && !r->opt_nobody) {
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+		r->opt_nobody = 1;
+	}
 	if (s->has_body) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 		                 (curl_off_t)s->body_len);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS,
 		                 s->body ? (const char *)s->body : "");
+		r->opt_body = 1;
 	}
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* HTTP_PROXY in our own environment may well point at us. */
-	curl_easy_setopt(e, CURLOPT_PROXY, "");
-	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (c->upstream_ca_file != NULL)
-		curl_easy_setopt(e, CURLOPT_CAINFO, c->upstream_ca_file);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-	                 (long)c->upstream_connect_timeout_ms);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->upstream_timeout_ms);
-	if (u->low_speed_time > 0) {
-		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, u->low_speed_time);
-	}
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, upstream_opensocket_cb);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, upstream_header_cb);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, upstream_write_cb);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	upstream_headers(r, s->fields, s->has_body);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER,
+	                 r->hlist[0].data ? r->hlist : NULL);
 
 	r->t_start = util_mono_ms();
+	u->active++;
 	mc = curl_multi_add_handle(u->multi, e);
 	if (mc != CURLM_OK) {
 		err_set(err, "curl_multi_add_handle: %s",
 		        curl_multi_strerror(mc));
-		u->active++; /* upstream_release counts it back down */
 		upstream_release(r);
 		return NULL;
 	}
-	if (++u->active > u->peak)
+	if (u->active > u->peak)
 		u->peak = u->active;
 	return r;
 }
@@ -674,6 +943,17 @@ upstream_active(const struct upstream *u)
 	return u->active;
 }
 
+void
+upstream_fd_reused(struct upstream *u, int fd)
+{
+	if (upstream_sock_get(u, fd) == NULL)
+		return;
+	log_warn("descriptor %d was closed behind the upstream's back; "
+	         "dropping its stale event",
+	         fd);
+	upstream_sock_forget(u, fd);
+}
+
 struct upstream *
 upstream_new(struct event_base *base, const struct config *c, char *err)
 {
@@ -681,12 +961,13 @@ upstream_new(struct event_base *base, const struct config *c, char *err)
 
 	u->base = base;
 	u->cfg = c;
-	buf_init(&u->line);
 	u->low_speed_time = (long)((c->upstream_idle_timeout_ms + 999) / 1000);
 	u->timer = evtimer_new(base, upstream_timer_cb, u);
+	u->trim_timer = evtimer_new(base, upstream_trim_cb, u);
 	u->multi = curl_multi_init();
 	u->share = curl_share_init();
-	if (u->timer == NULL || u->multi == NULL || u->share == NULL) {
+	if (u->timer == NULL || u->trim_timer == NULL || u->multi == NULL ||
+	    u->share == NULL) {
 		err_set(err, "cannot initialise libcurl");
 		upstream_free(u);
 		return NULL;
@@ -709,20 +990,27 @@ upstream_new(struct event_base *base, const struct config *c, char *err)
 void
 upstream_free(struct upstream *u)
 {
+	struct upstream_req *r;
 	size_t i;
 
 	if (u == NULL)
 		return;
-	for (i = 0; i < u->npool; i++)
-		curl_easy_cleanup(u->pool[i]);
+	while ((r = u->pool) != NULL) {
+		u->pool = r->next;
+		upstream_req_destroy(r);
+	}
+	/* Closes the pooled connections through upstream_closesocket_cb,
+	 * which still needs the socket table. */
 	if (u->multi)
 		curl_multi_cleanup(u->multi);
 	if (u->share)
 		curl_share_cleanup(u->share);
-	while (u->socks)
-		upstream_sock_free(u, u->socks);
+	for (i = 0; i < u->nsocks; i++)
+		upstream_sock_forget(u, (curl_socket_t)i);
+	free(u->socks);
 	if (u->timer)
 		event_free(u->timer);
-	buf_free(&u->line);
+	if (u->trim_timer)
+		event_free(u->trim_timer);
 	free(u);
 }

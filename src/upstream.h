@@ -42,11 +42,28 @@ struct upstream_result {
 	uint64_t head_ms;  /* start → response head (0 if none) */
 };
 
+/* One response field line as received (OWS around the value trimmed, an
+ * obs-fold joined with SP). Both strings are NUL-terminated and point into
+ * the request's own buffer: valid only during the head callback. */
+struct upstream_field {
+	const char *name;
+	const char *value;
+	size_t name_len;
+	size_t value_len;
+};
+
+/* The final response head: parsed once into one buffer, so relaying it
+ * costs no allocation per field. */
+struct upstream_head {
+	int status;
+	const char *reason; /* possibly empty */
+	const struct upstream_field *v;
+	size_t n;
+};
+
 struct upstream_cbs {
-	/* The final response head (1xx skipped). fields is the upstream's
-	 * list, which the callee may modify. Return -1 to abort. */
-	int (*head)(void *arg, int status, const char *reason,
-	            struct http_fields *fields);
+	/* The final response head (1xx skipped). Return -1 to abort. */
+	int (*head)(void *arg, const struct upstream_head *h);
 	/* Response body bytes, transfer coding removed. Return 0 when
 	 * consumed, 1 to pause (the bytes are delivered again after
 	 * upstream_resume), -1 to abort. */
@@ -73,6 +90,11 @@ void upstream_cancel(struct upstream_req *r);
 
 /* Transfers in flight (for draining). */
 size_t upstream_active(const struct upstream *u);
+
+/* A descriptor was just returned by accept(): drop any event still
+ * registered for an earlier socket with that number (defensive; curl
+ * reports every close through our close-socket callback). */
+void upstream_fd_reused(struct upstream *u, int fd);
 
 /* 1 when a socket address may not be dialled without a rule naming the
  * host: loopback, private, link-local, ULA, CGNAT, multicast, reserved. */

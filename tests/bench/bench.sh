@@ -10,10 +10,12 @@
 #   (a) aauth-proxy, sign rule      (b) aauth-proxy, pass rule
 #   (c) nginx as a reverse proxy    (d) tinyproxy
 #   (e) the upstream directly, for reference
-# and prints requests/s, p50, p99 and the ratios sign/nginx, pass/nginx,
-# pass/tinyproxy; then holds 1,000 idle keep-alive connections to
-# aauth-proxy and reports its VmRSS. Needs: wrk, nginx (nginx-light),
-# tinyproxy, curl, meson, /usr/bin/python3.
+# and prints requests/s, p50, p99, the server's CPU time per request (user +
+# system from /proc over the wrk run: on a shared 2-core box this is the
+# steadier figure, since wrk and the upstream compete for the same cores)
+# and the ratios sign/nginx, pass/nginx, pass/tinyproxy in both; then holds
+# 1,000 idle keep-alive connections to aauth-proxy and reports its VmRSS.
+# Needs: wrk, nginx (nginx-light), tinyproxy, curl, meson, /usr/bin/python3.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -107,10 +109,13 @@ render "$HERE/tinyproxy.conf.in" "$DIR/tinyproxy.conf"
 render "$HERE/aauth-proxy.json.in" "$DIR/aauth-proxy.json"
 
 nginx -p "$DIR" -e "$DIR/nginx-upstream.err" -c "$DIR/nginx-upstream.conf" &
+UP_PID=$!
 PIDS+=($!); wait_port "$UP1" "$!" "nginx upstream"
 nginx -p "$DIR" -e "$DIR/nginx-proxy.err" -c "$DIR/nginx-proxy.conf" &
+NGX_PID=$!
 PIDS+=($!); wait_port "$NGXPROXY" "$!" "nginx proxy"
 tinyproxy -d -c "$DIR/tinyproxy.conf" >"$DIR/tinyproxy.out" 2>&1 &
+TINY_PID=$!
 PIDS+=($!); wait_port "$TINY" "$!" "tinyproxy"
 "$BIN" run -c "$DIR/aauth-proxy.json" 2>"$DIR/aauth-proxy.err" &
 AP_PID=$!
@@ -139,45 +144,66 @@ to_ms() { # wrk's 1.23ms / 456.78us / 1.20s → milliseconds
 		else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
 		else printf "%s", v }'
 }
-# run_wrk NAME TARGET URL: TARGET non-empty → absolute-form via proxy.lua
-declare -A RPS
+# cpu_ticks PID: user + system clock ticks of PID and its children (an
+# nginx master's worker, tinyproxy's helpers), all threads included
+cpu_ticks() {
+	local pid t=0 v
+	for pid in "$1" $(pgrep -P "$1" 2>/dev/null); do
+		# fields 14 and 15 of /proc/PID/stat; the name (field 2) may
+		# hold spaces, so count from after its closing parenthesis
+		v=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}') || v=0
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+TCK=$(getconf CLK_TCK)
+
+# run_wrk NAME TARGET URL PID: TARGET non-empty → absolute-form via
+# proxy.lua; PID is the server whose CPU time is charged to the requests
+declare -A RPS CPU
 run_wrk() {
-	local name=$1 target=$2 url=$3 out rps p50 p99 non2xx errs
+	local name=$1 target=$2 url=$3 pid=$4 out rps p50 p99 non2xx errs t0 t1 n us
 	out=$DIR/wrk-$name.txt
 	log "wrk $name ($DURATION, -t$THREADS -c$CONNS)"
 	if ! kill -0 "$AP_PID" 2>/dev/null; then
 		log "aauth-proxy is no longer running:"; tail -20 "$DIR/aauth-proxy.err" >&2; exit 1
 	fi
+	t0=$(cpu_ticks "$pid")
 	if [ -n "$target" ]; then
 		BENCH_TARGET=$target timeout 120 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
 			-s "$HERE/proxy.lua" "$url" >"$out"
 	else
 		timeout 120 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$url" >"$out"
 	fi
+	t1=$(cpu_ticks "$pid")
 	rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+	n=$(awk '/ requests in / {print $1}' "$out")
+	us=$(awk -v a="$t0" -v b="$t1" -v n="${n:-0}" -v hz="$TCK" \
+		'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else print "n/a" }')
+	CPU[$name]=$us
 	p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
 	p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
 	non2xx=$(awk '/Non-2xx/ {print $NF}' "$out"); non2xx=${non2xx:-0}
 	errs=$(awk '/Socket errors/ {print $0}' "$out" | sed 's/.*errors: //'); errs=${errs:-none}
 	RPS[$name]=$rps
-	printf '%-14s %10s req/s   p50 %8s ms   p99 %8s ms   non-2xx %s   socket errors: %s\n' \
-		"$name" "$rps" "$p50" "$p99" "$non2xx" "$errs"
+	printf '%-14s %10s req/s   p50 %8s ms   p99 %8s ms   cpu %6s us/req   non-2xx %s   socket errors: %s\n' \
+		"$name" "$rps" "$p50" "$p99" "$us" "$non2xx" "$errs"
 }
 
 echo "== wrk -t$THREADS -c$CONNS -d$DURATION --latency, body $(wc -c <"$DIR/www/index.json") bytes, $(nproc) cores"
-run_wrk upstream "" "$SIGN_URL"
-run_wrk aauth-sign "$SIGN_URL" "http://127.0.0.1:$AP/"
-run_wrk aauth-pass "$PASS_URL" "http://127.0.0.1:$AP/"
-run_wrk nginx-proxy "" "http://127.0.0.1:$NGXPROXY/index.json"
-run_wrk tinyproxy "$SIGN_URL" "http://127.0.0.1:$TINY/"
+run_wrk upstream "" "$SIGN_URL" "$UP_PID"
+run_wrk aauth-sign "$SIGN_URL" "http://127.0.0.1:$AP/" "$AP_PID"
+run_wrk aauth-pass "$PASS_URL" "http://127.0.0.1:$AP/" "$AP_PID"
+run_wrk nginx-proxy "" "http://127.0.0.1:$NGXPROXY/index.json" "$NGX_PID"
+run_wrk tinyproxy "$SIGN_URL" "http://127.0.0.1:$TINY/" "$TINY_PID"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 SIGN=${RPS[aauth-sign]}; PASS=${RPS[aauth-pass]}; NGX=${RPS[nginx-proxy]}; TP=${RPS[tinyproxy]}
-echo "== ratios (requests/s)"
-echo "sign/nginx      $(ratio "$SIGN" "$NGX")"
-echo "pass/nginx      $(ratio "$PASS" "$NGX")"
-echo "pass/tinyproxy  $(ratio "$PASS" "$TP")"
-echo "sign/pass       $(ratio "$SIGN" "$PASS")"
+echo "== ratios (requests/s; in brackets the same from CPU time per request)"
+echo "sign/nginx      $(ratio "$SIGN" "$NGX")   [$(ratio "${CPU[nginx-proxy]}" "${CPU[aauth-sign]}")]"
+echo "pass/nginx      $(ratio "$PASS" "$NGX")   [$(ratio "${CPU[nginx-proxy]}" "${CPU[aauth-pass]}")]"
+echo "pass/tinyproxy  $(ratio "$PASS" "$TP")   [$(ratio "${CPU[tinyproxy]}" "${CPU[aauth-pass]}")]"
+echo "sign/pass       $(ratio "$SIGN" "$PASS")   [$(ratio "${CPU[aauth-pass]}" "${CPU[aauth-sign]}")]"
 
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 echo "== aauth-proxy memory"
