@@ -28,6 +28,16 @@ CONNS=${CONNS:-50}
 IDLE=${IDLE:-1000}
 PY=/usr/bin/python3
 
+# Install what is missing (Debian 12, as root), like ./dev.sh does.
+need=()
+for pkg in wrk nginx-light tinyproxy curl meson; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
+	echo "bench: installing ${need[*]}" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
 for tool in wrk nginx tinyproxy curl meson "$PY"; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
 done
