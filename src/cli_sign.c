@@ -221,24 +221,29 @@ cli_sign_split(char *s, const char **items, size_t max)
 
 #define CLI_SIGN_MAX_COMPONENTS 64
 
+/* Split a comma-separated option value and hand it to a profile setter
+ * (components or params), reporting errors under the option's name. */
 static int
-cli_sign_set_components(const char *cmd, struct httpsig_profile *p,
-                        const char *list)
+cli_sign_set_list(const char *cmd, const char *opt, struct httpsig_profile *p,
+                  const char *list, size_t max,
+                  int (*set)(struct httpsig_profile *, const char *const *,
+                             size_t, char *))
 {
-	const char *items[CLI_SIGN_MAX_COMPONENTS];
+	const char *items[CLI_SIGN_MAX_COMPONENTS + 1];
 	char err[ERR_MAX];
 	char *copy = xstrdup(list);
 	size_t n;
 	int rc = -1;
 
-	n = cli_sign_split(copy, items, CLI_SIGN_MAX_COMPONENTS);
-	if (n > CLI_SIGN_MAX_COMPONENTS) {
-		fprintf(stderr, "aauth-proxy %s: more than %d components\n",
-		        cmd, CLI_SIGN_MAX_COMPONENTS);
+	n = cli_sign_split(copy, items, max);
+	if (n > max) {
+		fprintf(stderr,
+		        "aauth-proxy %s: %s lists more than %zu items\n", cmd,
+		        opt, max);
 		goto out;
 	}
-	if (httpsig_profile_set_components(p, items, n, err) == -1) {
-		fprintf(stderr, "aauth-proxy %s: --components: %s\n", cmd, err);
+	if (set(p, items, n, err) == -1) {
+		fprintf(stderr, "aauth-proxy %s: %s: %s\n", cmd, opt, err);
 		goto out;
 	}
 	rc = 0;
@@ -248,31 +253,20 @@ out:
 }
 
 static int
+cli_sign_set_components(const char *cmd, struct httpsig_profile *p,
+                        const char *list)
+{
+	return cli_sign_set_list(cmd, "--components", p, list,
+	                         CLI_SIGN_MAX_COMPONENTS,
+	                         httpsig_profile_set_components);
+}
+
+static int
 cli_sign_set_params(const char *cmd, struct httpsig_profile *p,
                     const char *list)
 {
-	const char *items[HTTPSIG_MAX_PARAMS + 1];
-	char err[ERR_MAX];
-	char *copy = xstrdup(list);
-	size_t n;
-	int rc = -1;
-
-	n = cli_sign_split(copy, items, HTTPSIG_MAX_PARAMS);
-	if (n > HTTPSIG_MAX_PARAMS) {
-		fprintf(stderr,
-		        "aauth-proxy %s: --params lists more than %d "
-		        "parameters\n",
-		        cmd, HTTPSIG_MAX_PARAMS);
-		goto out;
-	}
-	if (httpsig_profile_set_params(p, items, n, err) == -1) {
-		fprintf(stderr, "aauth-proxy %s: --params: %s\n", cmd, err);
-		goto out;
-	}
-	rc = 0;
-out:
-	free(copy);
-	return rc;
+	return cli_sign_set_list(cmd, "--params", p, list, HTTPSIG_MAX_PARAMS,
+	                         httpsig_profile_set_params);
 }
 
 static int

@@ -172,22 +172,16 @@ http_fields_name_is(const struct http_field *fl, const char *name)
 	return *a == *b;
 }
 
+static int
+http_fields_drop_named(const char *fname, void *arg)
+{
+	return util_strcaseeq(fname, arg);
+}
+
 size_t
 http_fields_del(struct http_fields *f, const char *name)
 {
-	size_t i, o = 0, n = 0;
-
-	for (i = 0; i < f->n; i++) {
-		if (http_fields_name_is(&f->v[i], name)) {
-			free(f->v[i].name);
-			free(f->v[i].value);
-			n++;
-			continue;
-		}
-		f->v[o++] = f->v[i];
-	}
-	f->n = o;
-	return n;
+	return http_fields_del_if(f, http_fields_drop_named, (void *)name);
 }
 
 size_t
