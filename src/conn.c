@@ -55,7 +55,7 @@ enum conn_state {
 /* How the response body is delimited towards the client. */
 enum conn_framing {
 	CONN_FRAME_NONE,    /* HEAD, 204, 304: no body */
-	CONN_FRAME_LENGTH,  /* upstream's Content-Length, relayed */
+	CONN_FRAME_LENGTH,  /* the upstream's length, in our own field */
 	CONN_FRAME_CHUNKED, /* re-framed for an HTTP/1.1 client */
 	CONN_FRAME_CLOSE,   /* HTTP/1.0 client, no length: close ends it */
 };
@@ -80,6 +80,7 @@ struct conn_exchange {
 	int head_sent;
 	int status;
 	enum conn_framing framing;
+	uint64_t length_left; /* CONN_FRAME_LENGTH: body bytes still due */
 	int keep_alive; /* the connection stays open after this response */
 	int is_head;
 	uint64_t bytes_out;
@@ -794,9 +795,9 @@ conn_put(char *p, const char *s, size_t n)
 }
 
 static char *
-conn_put_dec(char *p, unsigned v)
+conn_put_dec(char *p, uint64_t v)
 {
-	char tmp[12];
+	char tmp[24];
 	size_t i = sizeof(tmp);
 
 	do {
@@ -873,9 +874,8 @@ conn_opts_has(const struct upstream_head *h, const struct conn_opts *o,
 
 /* What each response field is for the relay. */
 enum {
-	CONN_F_DROP = 0,   /* hop-by-hop or named by Connection */
-	CONN_F_KEEP = 1,   /* relayed as is */
-	CONN_F_LENGTH = 2, /* a Content-Length, relayed unless re-framed */
+	CONN_F_DROP = 0, /* hop-by-hop, named by Connection, or framing */
+	CONN_F_KEEP = 1, /* relayed as is */
 };
 
 static int
@@ -886,7 +886,7 @@ conn_up_head(void *arg, const struct upstream_head *h)
 	struct evbuffer *out = conn_out(c);
 	struct evbuffer_iovec v;
 	struct conn_opts opts;
-	int status = h->status, chunked_up = 0, has_conn = 0, has_len = 0;
+	int status = h->status, has_conn = 0, send_len = 0;
 	const char *reason = h->reason, *name;
 	size_t i, total, rlen, nlen;
 	unsigned char kbuf[64], *kind = kbuf;
@@ -898,13 +898,15 @@ conn_up_head(void *arg, const struct upstream_head *h)
 		name = h->v[i].name;
 		nlen = h->v[i].name_len;
 		kind[i] = CONN_F_KEEP;
+		/* The framing fields are never relayed as written: the
+		 * client gets our one Content-Length (the number curl
+		 * frames by) or our own chunking, so no second or odd
+		 * spelling of a length can reach it. */
 		if (CONN_IS(name, nlen, "Content-Length")) {
-			kind[i] = CONN_F_LENGTH;
+			kind[i] = CONN_F_DROP;
 		} else if (conn_is_hop(name, nlen)) {
 			kind[i] = CONN_F_DROP;
-			if (CONN_IS(name, nlen, "Transfer-Encoding"))
-				chunked_up = 1;
-			else if (CONN_IS(name, nlen, "Connection"))
+			if (CONN_IS(name, nlen, "Connection"))
 				has_conn = 1;
 		}
 	}
@@ -916,25 +918,24 @@ conn_up_head(void *arg, const struct upstream_head *h)
 			                  h->v[i].name_len))
 				kind[i] = CONN_F_DROP;
 	}
-	for (i = 0; i < h->n; i++)
-		if (kind[i] == CONN_F_LENGTH)
-			has_len = 1;
 	if (ex->is_head || status == 204 || status == 304 ||
 	    (status >= 100 && status < 200)) {
 		ex->framing = CONN_FRAME_NONE;
-	} else if (!chunked_up && has_len) {
+		/* HEAD and 304 may still say how long the body would be;
+		 * 1xx and 204 must not (RFC 9110 §8.6). */
+		send_len =
+		    h->content_length >= 0 && status >= 200 && status != 204;
+	} else if (h->content_length >= 0) {
+		/* Set only without Transfer-Encoding (upstream.h): curl
+		 * then delivers exactly this many bytes. */
 		ex->framing = CONN_FRAME_LENGTH;
+		ex->length_left = (uint64_t)h->content_length;
+		send_len = 1;
+	} else if (ex->req.version_minor >= 1) {
+		ex->framing = CONN_FRAME_CHUNKED;
 	} else {
-		/* Re-framed: the upstream's length (if any) does not apply. */
-		for (i = 0; i < h->n; i++)
-			if (kind[i] == CONN_F_LENGTH)
-				kind[i] = CONN_F_DROP;
-		if (ex->req.version_minor >= 1) {
-			ex->framing = CONN_FRAME_CHUNKED;
-		} else {
-			ex->framing = CONN_FRAME_CLOSE;
-			ex->keep_alive = 0;
-		}
+		ex->framing = CONN_FRAME_CLOSE;
+		ex->keep_alive = 0;
 	}
 	if (c->px->draining)
 		ex->keep_alive = 0;
@@ -943,7 +944,7 @@ conn_up_head(void *arg, const struct upstream_head *h)
 	if (reason[0] == '\0')
 		reason = http1_status_reason(status);
 	rlen = strlen(reason);
-	total = 9 + 12 + 1 + rlen + 2 + 28 + 24 + 2;
+	total = 9 + 12 + 1 + rlen + 2 + 16 + 20 + 2 + 28 + 24 + 2;
 	for (i = 0; i < h->n; i++)
 		if (kind[i] != CONN_F_DROP)
 			total += h->v[i].name_len + 2 + h->v[i].value_len + 2;
@@ -964,6 +965,11 @@ conn_up_head(void *arg, const struct upstream_head *h)
 		p = conn_put(p, h->v[i].name, h->v[i].name_len);
 		p = conn_put(p, ": ", 2);
 		p = conn_put(p, h->v[i].value, h->v[i].value_len);
+		p = conn_put(p, "\r\n", 2);
+	}
+	if (send_len) {
+		p = conn_put(p, "Content-Length: ", 16);
+		p = conn_put_dec(p, (uint64_t)h->content_length);
 		p = conn_put(p, "\r\n", 2);
 	}
 	if (ex->framing == CONN_FRAME_CHUNKED)
@@ -1017,6 +1023,14 @@ conn_up_body(void *arg, const char *p, size_t n)
 		evbuffer_add(out, p, n);
 		evbuffer_add(out, "\r\n", 2);
 		break;
+	case CONN_FRAME_LENGTH:
+		/* Never more than announced: a byte beyond would be taken
+		 * for the start of the next response. */
+		if (n > ex->length_left)
+			return -1;
+		ex->length_left -= n;
+		evbuffer_add(out, p, n);
+		break;
 	default:
 		evbuffer_add(out, p, n);
 		break;
@@ -1041,7 +1055,9 @@ conn_up_done(void *arg, const struct upstream_result *r)
 		if (ex->framing == CONN_FRAME_CHUNKED)
 			evbuffer_add(conn_out(c), "0\r\n\r\n", 5);
 		conn_kick(c);
-		conn_end_exchange(c, ex->framing == CONN_FRAME_CLOSE);
+		conn_end_exchange(c, ex->framing == CONN_FRAME_CLOSE ||
+		                         (ex->framing == CONN_FRAME_LENGTH &&
+		                          ex->length_left != 0));
 		conn_advance(c);
 		return;
 	}
@@ -1100,20 +1116,13 @@ conn_target(struct conn_exchange *ex)
 	ex->up_port = port;
 
 	if (ex->action == ROUTE_SIGN) {
-		char *host = xstrdup(r->host);
-		size_t n = strlen(host);
-
-		util_lower(host);
-		if (n > 1 && host[n - 1] == '.' && host[0] != '[')
-			host[n - 1] = '\0';
+		/* r->host is canonical already (conn_host). */
 		buf_init(&b);
-		buf_appends(&b, host);
+		buf_appends(&b, r->host);
 		if (port != conn_default_port(scheme))
 			buf_appendf(&b, ":%d", port);
 		free(r->authority);
 		r->authority = buf_steal(&b);
-		free(r->host);
-		r->host = host;
 		r->port = port == conn_default_port(scheme) ? -1 : port;
 	}
 	/* What is dialled is what is signed: the request's own host. */
@@ -1274,6 +1283,39 @@ conn_forward(struct conn *c)
 	c->state = CONN_UPSTREAM;
 }
 
+/* Route, dial and sign one spelling of the host (route_canonical_host):
+ * a deny rule for 127.0.0.2 must hold for 2130706434, 0x7f.0.0.2 or
+ * [::ffff:127.0.0.2] too, and a name curl would percent-decode before
+ * dialling is refused. When the spelling changes, the outgoing authority
+ * (Host, and @authority when signed) is rebuilt from the canonical host,
+ * keeping an explicit non-default port. Answers 400 and returns -1 for a
+ * host that cannot be made canonical. */
+static int
+conn_host(struct conn *c)
+{
+	struct http_request *r = &c->ex->req;
+	char host[ROUTE_HOST_MAX], err[ERR_MAX];
+	struct buf b;
+
+	if (route_canonical_host(r->host, host, err) == -1) {
+		/* Before the body is read: close unless there is none. */
+		conn_error(c, 400, NULL, "invalid_host", err,
+		           r->chunked || r->content_length > 0);
+		return -1;
+	}
+	if (strcmp(host, r->host) == 0)
+		return 0; /* the usual case: nothing to copy */
+	free(r->host);
+	r->host = xstrdup(host);
+	buf_init(&b);
+	buf_appends(&b, host);
+	if (r->port != -1 && r->port != conn_default_port(r->scheme))
+		buf_appendf(&b, ":%d", r->port);
+	free(r->authority);
+	r->authority = buf_steal(&b);
+	return 0;
+}
+
 static void
 conn_usage_error(struct conn *c, const char *why)
 {
@@ -1338,6 +1380,8 @@ conn_begin(struct conn *c)
 		           1);
 		return;
 	}
+	if (conn_host(c) == -1)
+		return;
 	port = r->port != -1 ? r->port : conn_default_port(r->scheme);
 	rule = route_match(cfg, r->host, port);
 	ex->action = rule ? rule->action : cfg->default_action;

@@ -90,6 +90,16 @@ struct upstream_req {
 	struct upstream_field_at *at;
 	struct upstream_field *fields;
 	size_t nfields, capfields;
+	/* Framing fields of the head so far: the Content-Length value (-1
+	 * none), whether Transfer-Encoding came, and whether the last field
+	 * line was one of those two (an obs-fold may not extend it: curl has
+	 * already framed by the line as it stood). */
+	int64_t cl;
+	int te;
+	int last_framing;
+	/* Why the response head is invalid (RFC 9209 http_protocol_error);
+	 * empty while it is not. */
+	char bad[160];
 	uint64_t t_start, t_head;
 	char blocked[INET6_ADDRSTRLEN]; /* first address refused */
 	char errbuf[CURL_ERROR_SIZE];
@@ -320,6 +330,15 @@ upstream_closesocket_cb(void *arg, curl_socket_t fd)
 	return close(fd);
 }
 
+/* tchar (RFC 9110 §5.6.2): what a field name is made of. */
+static const unsigned char upstream_tchar[256] = {
+    ['!'] = 1,         ['#'] = 1,         ['$'] = 1, ['%'] = 1,
+    ['&'] = 1,         ['\''] = 1,        ['*'] = 1, ['+'] = 1,
+    ['-'] = 1,         ['.'] = 1,         ['^'] = 1, ['_'] = 1,
+    ['`'] = 1,         ['|'] = 1,         ['~'] = 1, ['0' ... '9'] = 1,
+    ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
 static void
 upstream_head_reset(struct upstream_req *r)
 {
@@ -327,34 +346,20 @@ upstream_head_reset(struct upstream_req *r)
 	r->nfields = 0;
 	r->reason_at = 0;
 	r->status = 0;
+	r->cl = -1;
+	r->te = 0;
+	r->last_framing = 0;
 }
 
-/* "HTTP/1.1 200 OK": status and reason (possibly empty). */
+/* The response head is invalid: remember why and make curl stop (the
+ * header callback returns 0). */
 static int
-upstream_status_line(struct upstream_req *r, const char *p, size_t n)
+upstream_bad(struct upstream_req *r, const char *why)
 {
-	size_t i = 0;
-	int status = 0, digits;
-
-	if (n < 12 || memcmp(p, "HTTP/", 5) != 0)
-		return -1;
-	while (i < n && p[i] != ' ')
-		i++;
-	while (i < n && p[i] == ' ')
-		i++;
-	for (digits = 0; digits < 3; digits++, i++) {
-		if (i >= n || p[i] < '0' || p[i] > '9')
-			return -1;
-		status = status * 10 + (p[i] - '0');
-	}
-	if (i < n && p[i] == ' ')
-		i++;
-	r->status = status;
-	buf_reset(&r->head);
-	r->reason_at = 0;
-	buf_append(&r->head, p + i, n - i);
-	buf_appendc(&r->head, '\0');
-	return 0;
+	if (r->bad[0] == '\0')
+		snprintf(r->bad, sizeof(r->bad),
+		         "the upstream sent an invalid response head: %s", why);
+	return -1;
 }
 
 /* Index of the first control byte other than HTAB (or DEL) in p[0..n),
@@ -385,7 +390,79 @@ upstream_ctl_at(const char *p, size_t n)
 	return n;
 }
 
-static void
+/* status-line = HTTP-version SP 3DIGIT SP [ reason-phrase ] (RFC 9112
+ * §4), HTTP/1.x only. The reason is relayed, so it may hold HTAB, SP,
+ * VCHAR and obs-text and nothing else: a bare CR there would start a line
+ * of the upstream's choosing in the client's head. The SP before an empty
+ * reason may be missing (old servers omit it; nothing can hide there). */
+static int
+upstream_status_line(struct upstream_req *r, const char *p, size_t n)
+{
+	int status;
+
+	if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[7] < '0' ||
+	    p[7] > '9' || p[8] != ' ' || p[9] < '1' || p[9] > '5' ||
+	    p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9' ||
+	    (n > 12 && p[12] != ' '))
+		return upstream_bad(r, "the status line is not "
+		                       "'HTTP/1.x NNN reason' with a status "
+		                       "from 100 to 599");
+	status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	p += n > 12 ? 13 : 12;
+	n -= n > 12 ? 13 : 12;
+	if (upstream_ctl_at(p, n) < n)
+		return upstream_bad(r, "a control byte in the reason phrase");
+	r->status = status;
+	buf_reset(&r->head);
+	r->reason_at = 0;
+	buf_append(&r->head, p, n);
+	buf_appendc(&r->head, '\0');
+	return 0;
+}
+
+/* A Content-Length value: 1*DIGIT, or a list of one value repeated
+ * ("2, 2"), which RFC 9110 §8.6 lets a recipient fold; every line of a
+ * repeated field must agree too. Anything else (a sign, a second number,
+ * an overflow) curl might frame differently from what we announce. */
+static int
+upstream_content_length(struct upstream_req *r, const char *v, size_t n)
+{
+	const char *end = v + n;
+	int64_t x;
+
+	while (v < end) {
+		if (*v < '0' || *v > '9')
+			return upstream_bad(r, "Content-Length is not a "
+			                       "decimal number");
+		for (x = 0; v < end && *v >= '0' && *v <= '9'; v++) {
+			if (x > (INT64_MAX - 9) / 10)
+				return upstream_bad(r, "Content-Length is "
+				                       "too large");
+			x = x * 10 + (*v - '0');
+		}
+		if (r->cl != -1 && r->cl != x)
+			return upstream_bad(r, "Content-Length values "
+			                       "disagree");
+		r->cl = x;
+		while (v < end && (*v == ' ' || *v == '\t'))
+			v++;
+		if (v == end)
+			break;
+		if (*v != ',')
+			return upstream_bad(r, "Content-Length is not a "
+			                       "decimal number");
+		v++;
+		while (v < end && (*v == ' ' || *v == '\t'))
+			v++;
+		if (v == end)
+			return upstream_bad(r, "Content-Length is not a "
+			                       "decimal number");
+	}
+	return 0;
+}
+
+/* field-line = field-name ":" OWS field-value OWS (RFC 9112 §5.1). */
+static int
 upstream_field_line(struct upstream_req *r, const char *p, size_t n)
 {
 	struct buf *b = &r->head;
@@ -393,22 +470,19 @@ upstream_field_line(struct upstream_req *r, const char *p, size_t n)
 	const char *colon, *v, *end = p + n;
 	size_t i;
 
-	/* Relayed to the client as is: a stray CR or other control byte
-	 * must not be able to start a line of its own there. */
-	if ((i = upstream_ctl_at(p, n)) < n) {
-		log_warn("dropping an upstream header line with a control "
-		         "byte (0x%02x)",
-		         (unsigned char)p[i]);
-		return;
-	}
-
 	if (p[0] == ' ' || p[0] == '\t') {
 		/* obs-fold from an old server: continue the last value,
 		 * rebuilt at the end of the buffer. */
 		size_t old;
 
+		if ((i = upstream_ctl_at(p, n)) < n)
+			goto ctl;
 		if (r->nfields == 0)
-			return;
+			return 0;
+		if (r->last_framing)
+			return upstream_bad(r, "an obs-fold continues "
+			                       "Content-Length or "
+			                       "Transfer-Encoding");
 		while (p < end && (*p == ' ' || *p == '\t'))
 			p++;
 		f = &r->at[r->nfields - 1];
@@ -421,16 +495,42 @@ upstream_field_line(struct upstream_req *r, const char *p, size_t n)
 		buf_appendc(b, '\0');
 		f->value = old;
 		f->value_len = b->len - 1 - old;
-		return;
+		return 0;
 	}
-	colon = memchr(p, ':', n);
-	if (colon == NULL || colon == p)
-		return;
+	/* The name is a token right up to the colon: "Content-Length : 5"
+	 * is not a Content-Length to curl, and must not become one to the
+	 * client either. */
+	for (i = 0; i < n && upstream_tchar[(unsigned char)p[i]]; i++)
+		;
+	if (i == 0 || i == n || p[i] != ':')
+		return upstream_bad(r, "a header line without a field name "
+		                       "made of token characters right "
+		                       "before its ':'");
+	colon = p + i;
 	v = colon + 1;
+	r->last_framing =
+	    i == 14 && util_strncaseeq(p, "Content-Length", 14)      ? 1
+	    : i == 17 && util_strncaseeq(p, "Transfer-Encoding", 17) ? 2
+	                                                             : 0;
+	/* Relayed to the client as is: a stray CR or other control byte
+	 * must not be able to start a line of its own there. */
+	if ((i = upstream_ctl_at(v, (size_t)(end - v))) < (size_t)(end - v)) {
+		if (r->last_framing)
+			return upstream_bad(r, "a control byte in "
+			                       "Content-Length or "
+			                       "Transfer-Encoding");
+		i += (size_t)(v - p);
+		goto ctl;
+	}
 	while (v < end && (*v == ' ' || *v == '\t'))
 		v++;
 	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
 		end--;
+	if (r->last_framing == 1 &&
+	    upstream_content_length(r, v, (size_t)(end - v)) == -1)
+		return -1;
+	if (r->last_framing == 2)
+		r->te = 1;
 	if (r->nfields == r->capfields) {
 		r->capfields = r->capfields ? r->capfields * 2 : 32;
 		r->at = xrealloc(r->at, r->capfields * sizeof(*r->at));
@@ -451,6 +551,14 @@ upstream_field_line(struct upstream_req *r, const char *p, size_t n)
 	b->data[b->len] = '\0';
 	b->len++;
 	b->data[b->len] = '\0';
+	return 0;
+ctl:
+	/* RFC 9110 §5.5 lets a recipient drop what it cannot relay safely;
+	 * the rest of the head is still good. */
+	log_warn("dropping an upstream header line with a control byte "
+	         "(0x%02x)",
+	         (unsigned char)p[i]);
+	return 0;
 }
 
 static int
@@ -469,6 +577,7 @@ upstream_head_deliver(struct upstream_req *r)
 	h.reason = r->head.data + r->reason_at;
 	h.v = r->fields;
 	h.n = r->nfields;
+	h.content_length = r->te ? -1 : r->cl;
 	return r->cbs.head(r->arg, &h);
 }
 
@@ -485,6 +594,13 @@ upstream_header_cb(char *p, size_t size, size_t nitems, void *arg)
 	if (n == 0) {
 		if (r->status == 0)
 			return len;
+		if (r->status == 101) {
+			/* The client's Upgrade is hop-by-hop and never
+			 * forwarded: nothing asked for this. */
+			upstream_bad(r, "101 Switching Protocols, but no "
+			                "upgrade was requested");
+			return 0;
+		}
 		if (r->status >= 100 && r->status < 200) {
 			/* Interim responses (100, 103) are not relayed: the
 			 * client never asked this upstream for them. */
@@ -500,8 +616,8 @@ upstream_header_cb(char *p, size_t size, size_t nitems, void *arg)
 	if (r->status == 0) {
 		if (upstream_status_line(r, p, n) == -1)
 			return 0;
-	} else {
-		upstream_field_line(r, p, n);
+	} else if (upstream_field_line(r, p, n) == -1) {
+		return 0;
 	}
 	return len;
 }
@@ -513,8 +629,10 @@ upstream_write_cb(char *p, size_t size, size_t nitems, void *arg)
 	size_t len = size * nitems;
 	int rc;
 
-	if (!r->head_done)
+	if (!r->head_done) {
+		upstream_bad(r, "body bytes before a final response head");
 		return 0;
+	}
 	rc = r->cbs.body(r->arg, p, len);
 	if (rc == 1)
 		return CURL_WRITEFUNC_PAUSE;
@@ -625,6 +743,12 @@ upstream_result_fill(struct upstream_req *r, CURLcode rc,
 	if (r->head_done)
 		res->head_ms = r->t_head - r->t_start;
 	res->status = 502;
+	if (r->bad[0] != '\0') {
+		/* Stopped by us (curl says only "failed writing header"). */
+		res->error = "http_protocol_error";
+		snprintf(res->detail, sizeof(res->detail), "%s", r->bad);
+		return;
+	}
 	switch (rc) {
 	case CURLE_OK:
 		if (r->head_done) {
@@ -859,6 +983,7 @@ upstream_start(struct upstream *u, const struct upstream_spec *s,
 	upstream_head_reset(r);
 	r->blocked[0] = '\0';
 	r->errbuf[0] = '\0';
+	r->bad[0] = '\0';
 
 	if (strcmp(url, r->opt_url) != 0) {
 		/* Parsed once per upstream, not once per request (curl

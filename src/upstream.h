@@ -53,12 +53,22 @@ struct upstream_field {
 };
 
 /* The final response head: parsed once into one buffer, so relaying it
- * costs no allocation per field. */
+ * costs no allocation per field. By the time it is delivered the head is
+ * known to be well-formed (RFC 9112 §4, §5.1): "HTTP/1.x 3DIGIT reason"
+ * with no control byte in the reason, token field names, and framing
+ * curl and the relay agree on; anything else ends the exchange with 502
+ * http_protocol_error before the head callback runs. */
 struct upstream_head {
-	int status;
-	const char *reason; /* possibly empty */
+	int status;         /* 100..599 */
+	const char *reason; /* possibly empty; HTAB, SP, VCHAR, obs-text */
 	const struct upstream_field *v;
 	size_t n;
+	/* The body length from Content-Length (one value, or identical
+	 * repeats folded); -1 when there is none or Transfer-Encoding
+	 * overrides it (RFC 9112 §6.3; curl then removes the chunking and
+	 * the body must be re-framed). Never relay the upstream's own
+	 * Content-Length text: write this number instead. */
+	int64_t content_length;
 };
 
 struct upstream_cbs {
