@@ -33,12 +33,13 @@ static int check_count;
 		if (check_g == NULL || check_w == NULL ||                      \
 		    strcmp(check_g, check_w) != 0) {                           \
 			check_failures++;                                      \
-			fprintf(stderr,                                        \
-			        "%s:%d: CHECK_STREQ failed: %s\n  got:  [%s]\n"  \
-			        "  want: [%s]\n",                              \
-			        __FILE__, __LINE__, #got,                      \
-			        check_g ? check_g : "(null)",                  \
-			        check_w ? check_w : "(null)");                 \
+			fprintf(                                               \
+			    stderr,                                            \
+			    "%s:%d: CHECK_STREQ failed: %s\n  got:  [%s]\n"    \
+			    "  want: [%s]\n",                                  \
+			    __FILE__, __LINE__, #got,                          \
+			    check_g ? check_g : "(null)",                      \
+			    check_w ? check_w : "(null)");                     \
 		}                                                              \
 	} while (0)
 
