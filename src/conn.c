@@ -268,39 +268,6 @@ conn_default_port(const char *scheme)
 	return strcmp(scheme, "https") == 0 ? 443 : 80;
 }
 
-/* RFC 3339 UTC with milliseconds, like the diagnostic log. */
-static void
-conn_time(struct buf *b)
-{
-	struct timeval tv;
-	struct tm tm;
-	char *p;
-	int v[7], w[7] = {4, 2, 2, 2, 2, 2, 3}, i, j;
-	static const char sep[] = "--T::.Z";
-
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	v[0] = tm.tm_year + 1900;
-	v[1] = tm.tm_mon + 1;
-	v[2] = tm.tm_mday;
-	v[3] = tm.tm_hour;
-	v[4] = tm.tm_min;
-	v[5] = tm.tm_sec;
-	v[6] = (int)(tv.tv_usec / 1000) % 1000;
-	buf_reserve(b, 24);
-	p = b->data + b->len;
-	for (i = 0; i < 7; i++) {
-		for (j = w[i] - 1; j >= 0; j--) {
-			p[j] = (char)('0' + v[i] % 10);
-			v[i] /= 10;
-		}
-		p += w[i];
-		*p++ = sep[i];
-	}
-	b->len = (size_t)(p - b->data);
-	b->data[b->len] = '\0';
-}
-
 /* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if the
  * bytes there are not one. */
 static size_t
@@ -457,7 +424,7 @@ conn_access_log(struct conn *c, struct conn_exchange *ex)
 		return;
 	buf_reset(b);
 	buf_append(b, "{\"time\":\"", 9);
-	conn_time(b);
+	log_timestamp(b);
 	buf_appendc(b, '"');
 	conn_json_str(b, "client", c->peer);
 	if (r->method)

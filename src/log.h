@@ -24,6 +24,11 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fatal(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 
+/* Append the current UTC time as RFC 3339 with milliseconds
+ * (2026-11-28T12:00:00.000Z). */
+struct buf;
+void log_timestamp(struct buf *b);
+
 /* Write a pre-built JSON object (no trailing newline) as one line. */
 void log_json_line(const char *json);
 /* The same for a line that already ends in a newline: one write. */
