@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "key.h"
 #include "log.h"
+#include "netaddr.h"
 #include "util.h"
 
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:8787"
@@ -512,6 +513,36 @@ config_check_host(struct config_ctx *x, const char *field, const char *h)
 	return 0;
 }
 
+/* Rule hosts are matched in the spelling requests are routed in
+ * (netaddr_canonical_host): a deny rule written "2130706434" or
+ * "[::ffff:7f00:2]" must name 127.0.0.2, or it never matches anything. */
+static int
+config_canonical_rule_host(struct config_ctx *x, const char *field, char **host)
+{
+	char canon[NETADDR_HOST_MAX], err[ERR_MAX];
+	size_t n = strlen(*host);
+
+	if (netaddr_canonical_host(*host, canon, err) == -1)
+		return config_fail(x, field, "%s", err);
+	if (strcmp(canon, *host) == 0)
+		return 0;
+	/* Only a trailing dot or the case of an IPv6 literal: not worth a
+	 * word. */
+	if (!(n > 1 && (*host)[n - 1] == '.' &&
+	      strncmp(canon, *host, n - 1) == 0 && canon[n - 1] == '\0') &&
+	    (*host)[0] != '[')
+		log_warn("%s: '%s' is the address %s; the rule matches it "
+		         "however a request writes it",
+		         field, *host, canon);
+	else if ((*host)[0] == '[' && canon[0] != '[')
+		log_warn("%s: '%s' is the IPv4 address %s; the rule matches "
+		         "it however a request writes it",
+		         field, *host, canon);
+	free(*host);
+	*host = xstrdup(canon);
+	return 0;
+}
+
 static int
 config_parse_rule(struct config_ctx *x, size_t i, json_t *v, struct config *c,
                   struct config_rule *r)
@@ -538,6 +569,8 @@ config_parse_rule(struct config_ctx *x, size_t i, json_t *v, struct config *c,
 	util_lower(r->host);
 	if (strncmp(r->host, "*.", 2) == 0)
 		r->wildcard = 1;
+	else if (config_canonical_rule_host(x, field, &r->host) == -1)
+		return -1;
 	snprintf(field, sizeof(field), "%s.port", path);
 	if (json_object_get(v, "port") != NULL) {
 		if (config_get_uint(x, v, "port", field, 1, 65535, &port) == -1)
@@ -581,13 +614,11 @@ config_parse_rule(struct config_ctx *x, size_t i, json_t *v, struct config *c,
 static int
 config_parse_limits(struct config_ctx *x, json_t *root, struct config *c)
 {
-	static const char *const keys[] = {"max_connections",
-	                                   "max_header_bytes",
-	                                   "max_headers",
-	                                   "max_body_bytes",
-	                                   "header_timeout_ms",
-	                                   "idle_timeout_ms",
-	                                   NULL};
+	static const char *const keys[] = {
+	    "max_connections",    "max_header_bytes",
+	    "max_headers",        "max_body_bytes",
+	    "max_buffered_bytes", "header_timeout_ms",
+	    "idle_timeout_ms",    NULL};
 	json_t *l;
 	uint64_t u;
 
@@ -612,6 +643,20 @@ config_parse_limits(struct config_ctx *x, json_t *root, struct config *c)
 	         c->max_fields);
 	CONFIG_U(l, "max_body_bytes", "limits.max_body_bytes", 0,
 	         (uint64_t)1 << 40, c->max_body_bytes);
+	if (json_object_get(l, "max_buffered_bytes") != NULL) {
+		CONFIG_U(l, "max_buffered_bytes", "limits.max_buffered_bytes",
+		         0, (uint64_t)1 << 42, c->max_buffered_bytes);
+		if (c->max_buffered_bytes < c->max_body_bytes)
+			return config_fail(
+			    x, "limits.max_buffered_bytes",
+			    "%llu is less than limits.max_body_bytes (%llu): "
+			    "a body of the largest allowed size could never "
+			    "be buffered",
+			    (unsigned long long)c->max_buffered_bytes,
+			    (unsigned long long)c->max_body_bytes);
+	} else if (c->max_buffered_bytes < c->max_body_bytes) {
+		c->max_buffered_bytes = c->max_body_bytes;
+	}
 	CONFIG_U(l, "header_timeout_ms", "limits.header_timeout_ms", 10,
 	         3600000, c->header_timeout_ms);
 	CONFIG_U(l, "idle_timeout_ms", "limits.idle_timeout_ms", 10, 86400000,
@@ -707,6 +752,7 @@ config_defaults(struct config *c)
 	c->max_head_bytes = 65536;
 	c->max_fields = 100;
 	c->max_body_bytes = 16 << 20;
+	c->max_buffered_bytes = 256 << 20;
 	c->header_timeout_ms = 10000;
 	c->idle_timeout_ms = 60000;
 	c->upstream_connect_timeout_ms = 10000;

@@ -60,8 +60,9 @@ struct config {
 	size_t max_head_bytes;
 	size_t max_fields;
 	uint64_t max_body_bytes;
-	unsigned header_timeout_ms; /* whole head must arrive in this time */
-	unsigned idle_timeout_ms;   /* keep-alive connection with no request */
+	uint64_t max_buffered_bytes; /* all request bodies held at once */
+	unsigned header_timeout_ms;  /* whole head must arrive in this time */
+	unsigned idle_timeout_ms;    /* keep-alive connection with no request */
 
 	/* Upstream side. */
 	unsigned upstream_connect_timeout_ms;

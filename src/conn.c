@@ -25,6 +25,7 @@
 #include "http1.h"
 #include "httpsig.h"
 #include "log.h"
+#include "netaddr.h"
 #include "proxy.h"
 #include "route.h"
 #include "token.h"
@@ -87,6 +88,8 @@ struct conn_exchange {
 	uint64_t upstream_ms;
 	const char *error; /* static: why the exchange failed, for the log */
 	char token_hash[13];
+	uint64_t body_charged; /* bytes counted in proxy.body_bytes */
+	unsigned retry_after;  /* seconds, sent with a proxy-made 503 */
 };
 
 struct conn {
@@ -470,12 +473,13 @@ conn_exchange_new(void)
 }
 
 static void
-conn_exchange_free(struct conn_exchange *ex)
+conn_exchange_free(struct conn *c, struct conn_exchange *ex)
 {
 	if (ex == NULL)
 		return;
 	if (ex->ureq)
 		upstream_cancel(ex->ureq);
+	c->px->body_bytes -= ex->body_charged;
 	http_request_free(&ex->req);
 	buf_free(&ex->body);
 	free(ex);
@@ -495,7 +499,7 @@ conn_abandon(struct conn *c)
 			ex->status = 499;
 		conn_access_log(c, ex);
 	}
-	conn_exchange_free(ex);
+	conn_exchange_free(c, ex);
 	c->ex = NULL;
 }
 
@@ -527,7 +531,7 @@ conn_end_exchange(struct conn *c, int close)
 		if (!ex->keep_alive)
 			close = 1;
 		conn_access_log(c, ex);
-		conn_exchange_free(ex);
+		conn_exchange_free(c, ex);
 		c->ex = NULL;
 	}
 	if (close || c->px->draining) {
@@ -582,6 +586,9 @@ conn_respond(struct conn *c, int status, const char *ps_error, json_t *obj,
 		}
 		evbuffer_add(out, "\r\n", 2);
 	}
+	if (ex && ex->retry_after)
+		evbuffer_add_printf(out, "Retry-After: %u\r\n",
+		                    ex->retry_after);
 	if (close)
 		evbuffer_add(out, "Connection: close\r\n", 19);
 	else if (ex && ex->req.version_minor == 0)
@@ -1250,7 +1257,7 @@ conn_forward(struct conn *c)
 	c->state = CONN_UPSTREAM;
 }
 
-/* Route, dial and sign one spelling of the host (route_canonical_host):
+/* Route, dial and sign one spelling of the host (netaddr_canonical_host):
  * a deny rule for 127.0.0.2 must hold for 2130706434, 0x7f.0.0.2 or
  * [::ffff:127.0.0.2] too, and a name curl would percent-decode before
  * dialling is refused. When the spelling changes, the outgoing authority
@@ -1261,10 +1268,10 @@ static int
 conn_host(struct conn *c)
 {
 	struct http_request *r = &c->ex->req;
-	char host[ROUTE_HOST_MAX], err[ERR_MAX];
+	char host[NETADDR_HOST_MAX], err[ERR_MAX];
 	struct buf b;
 
-	if (route_canonical_host(r->host, host, err) == -1) {
+	if (netaddr_canonical_host(r->host, host, err) == -1) {
 		/* Before the body is read: close unless there is none. */
 		conn_error(c, 400, NULL, "invalid_host", err,
 		           r->chunked || r->content_length > 0);
@@ -1305,6 +1312,47 @@ conn_usage_error(struct conn *c, const char *why)
 	buf_free(&b);
 }
 
+/* Count n more request-body bytes against limits.max_buffered_bytes, the
+ * budget for every body held at once (max_connections × max_body_bytes
+ * would be 16 GiB with the defaults). Past it, answer 503 with
+ * Retry-After and close (the rest of the body is not read) and return
+ * -1: the client may try again once other bodies have gone upstream. */
+static int
+conn_body_charge(struct conn *c, uint64_t n)
+{
+	struct proxy *px = c->px;
+	struct conn_exchange *ex = c->ex;
+	char msg[ERR_MAX];
+
+	if (px->body_bytes + n <= px->cfg->max_buffered_bytes) {
+		px->body_bytes += n;
+		ex->body_charged += n;
+		return 0;
+	}
+	log_warn("refusing a request body: %llu bytes already buffered, "
+	         "limits.max_buffered_bytes is %llu",
+	         (unsigned long long)px->body_bytes,
+	         (unsigned long long)px->cfg->max_buffered_bytes);
+	snprintf(msg, sizeof(msg),
+	         "the proxy is holding as many request bodies as "
+	         "limits.max_buffered_bytes (%llu bytes) allows; retry shortly",
+	         (unsigned long long)px->cfg->max_buffered_bytes);
+	ex->retry_after = 1;
+	conn_error(c, 503, "proxy_internal_error", "too_many_buffered_bytes",
+	           msg, 1);
+	return -1;
+}
+
+/* TRACE (and IIS's TRACK) makes the upstream echo the request it got: on
+ * a sign rule that is the Bearer token and a valid signature, handed to
+ * the agent (RFC 9110 §9.3.8: no credentials in TRACE). Refused on every
+ * rule, in any spelling (servers that upper-case methods exist). */
+static int
+conn_method_reflects(const char *m)
+{
+	return util_strcaseeq(m, "TRACE") || util_strcaseeq(m, "TRACK");
+}
+
 /* A complete head: check the form, route, then read the body (or not). */
 static void
 conn_begin(struct conn *c)
@@ -1334,6 +1382,17 @@ conn_begin(struct conn *c)
 	}
 	if (r->form == HTTP_TARGET_ORIGIN) {
 		conn_usage_error(c, "origin-form request");
+		return;
+	}
+	if (conn_method_reflects(r->method)) {
+		buf_init(&b);
+		buf_appendf(&b,
+		            "%s makes the server echo the request, credentials "
+		            "included; the proxy does not forward it",
+		            r->method);
+		conn_error(c, 405, "http_request_denied", "method_not_allowed",
+		           b.data, ex->has_body);
+		buf_free(&b);
 		return;
 	}
 	if (r->form != HTTP_TARGET_ABSOLUTE || r->scheme == NULL ||
@@ -1391,6 +1450,11 @@ conn_begin(struct conn *c)
 		buf_free(&b);
 		return;
 	}
+	/* The whole length at once: a client holding a body one byte short
+	 * holds all of it. */
+	if (r->content_length > 0 &&
+	    conn_body_charge(c, (uint64_t)r->content_length) == -1)
+		return;
 	if (r->content_length > 0)
 		buf_reserve(&ex->body, (size_t)(r->content_length < 262144
 		                                    ? r->content_length
@@ -1509,6 +1573,9 @@ conn_step_body(struct conn *c)
 		conn_error(c, 413, NULL, "content_too_large", msg, 1);
 		return;
 	}
+	if (ex->body.len > ex->body_charged &&
+	    conn_body_charge(c, ex->body.len - ex->body_charged) == -1)
+		return;
 	if (rc == 1)
 		conn_forward(c);
 }

@@ -64,7 +64,8 @@ struct proxy {
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup;
 	struct event *ev_drain, *ev_accept_retry;
 	struct proxy_stats stats;
-	struct buf scratch; /* per-request text (access-log line) */
+	uint64_t body_bytes; /* request bodies held now (max_buffered_bytes) */
+	struct buf scratch;  /* per-request text (access-log line) */
 	/* Per resource (config order): the token looked up in the current
 	 * batch of event callbacks, so a batch of signed requests costs one
 	 * token-file check. ev_token_forget, activated when one is stored,

@@ -13,15 +13,4 @@
 const struct config_rule *route_match(const struct config *c, const char *host,
                                       int port);
 
-/* The one spelling of a request's host that is routed and dialled, so a
- * rule cannot be bypassed by writing the same address another way: IPv4 in
- * any form inet_aton takes (2130706433, 0x7f.1, 0177.0.0.1, 127.1) becomes
- * dotted decimal; an IPv4-mapped IPv6 literal becomes its IPv4 address;
- * other IPv6 literals are written canonically in brackets; names are
- * lower-cased without a trailing dot. Anything but letters, digits, '-',
- * '.' and '_' in a name (percent-escapes included) is refused: -1 with
- * err saying why. out must hold ROUTE_HOST_MAX bytes. */
-#define ROUTE_HOST_MAX 256
-int route_canonical_host(const char *host, char *out, char *err);
-
 #endif

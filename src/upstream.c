@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <event2/event.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "netaddr.h"
 #include "util.h"
 
 /* Idle requests (each with a configured easy handle) kept for reuse, and
@@ -64,20 +66,28 @@ struct upstream {
 	size_t nsocks;
 };
 
+/* One exchange. The struct and its buffers are pooled; the easy handle
+ * is not. libcurl 7.88 (Debian 12) keeps a pointer into the previous
+ * transfer's header store on a reused handle (state.prevhead), and a
+ * response whose first field line is an obs-fold makes it realloc that
+ * freed memory: any upstream could crash the process holding the key.
+ * A handle that has never run a transfer has no such state, and what
+ * reuse saved is small beside that (connections, TLS sessions and DNS
+ * answers live in the multi and the share, not in the handle). */
 struct upstream_req {
 	struct upstream *u;
-	CURL *easy;
+	CURL *easy;                /* NULL while in the pool */
 	struct upstream_req *next; /* in the idle pool */
 	struct upstream_cbs cbs;
 	void *arg;
 	int check_private;
 	int head_done;
 	int status;
-	/* What the easy handle is set to, so a reused handle gets only the
-	 * options that differ from the last request. */
-	int opt_body, opt_nobody;
-	char *opt_method;
-	char opt_url[512];
+	size_t trailer_bytes; /* received after the final head */
+	int sock_errno;       /* socket() failed with this (EMFILE, ...) */
+	/* The upstream's base URL, parsed once and kept while the next
+	 * request goes to the same place. */
+	char url_text[512];
 	CURLU *url;
 	/* The request's header lines: one curl_slist built in place over
 	 * one string buffer (curl only reads the list). */
@@ -97,69 +107,17 @@ struct upstream_req {
 	int64_t cl;
 	int te;
 	int last_framing;
-	/* Why the response head is invalid (RFC 9209 http_protocol_error);
-	 * empty while it is not. */
+	/* Why we stopped the transfer (the response head is invalid, or
+	 * too much came after it); empty while we have not. bad_error is
+	 * the RFC 9209 type, http_protocol_error unless set. */
 	char bad[160];
+	const char *bad_error;
 	uint64_t t_start, t_head;
 	char blocked[INET6_ADDRSTRLEN]; /* first address refused */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
 static void upstream_check_done(struct upstream *u);
-
-/* --- address policy ----------------------------------------------------- */
-
-static int
-upstream_v4_is_private(uint32_t a)
-{
-	return (a >> 24) == 0 ||                   /* 0.0.0.0/8 */
-	       (a >> 24) == 10 ||                  /* 10/8 */
-	       (a & 0xffc00000u) == 0x64400000u || /* 100.64/10 CGNAT */
-	       (a >> 24) == 127 ||                 /* loopback */
-	       (a & 0xffff0000u) == 0xa9fe0000u || /* 169.254/16 */
-	       (a & 0xfff00000u) == 0xac100000u || /* 172.16/12 */
-	       (a & 0xffffff00u) == 0xc0000000u || /* 192.0.0/24 */
-	       (a & 0xffff0000u) == 0xc0a80000u || /* 192.168/16 */
-	       (a & 0xfffe0000u) == 0xc6120000u || /* 198.18/15 */
-	       (a & 0xf0000000u) == 0xe0000000u || /* multicast */
-	       (a & 0xf0000000u) == 0xf0000000u;   /* reserved, broadcast */
-}
-
-static uint32_t
-upstream_v4_at(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-int
-upstream_addr_is_private(const struct sockaddr *sa)
-{
-	static const unsigned char zero12[12];
-	static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
-	                                         0, 0, 0, 0, 0xff, 0xff};
-	static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b};
-	const unsigned char *b;
-
-	if (sa->sa_family == AF_INET)
-		return upstream_v4_is_private(
-		    ntohl(((const struct sockaddr_in *)(const void *)sa)
-		              ->sin_addr.s_addr));
-	if (sa->sa_family != AF_INET6)
-		return 1; /* nothing else is ever dialled */
-	b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
-	/* Addresses that embed an IPv4 address are judged by it, so
-	 * ::ffff:169.254.169.254 is no way around the IPv4 rules. */
-	if (memcmp(b, zero12, 12) == 0 || memcmp(b, mapped, 12) == 0 ||
-	    memcmp(b, nat64, 12) == 0)
-		return upstream_v4_is_private(upstream_v4_at(b + 12));
-	if (b[0] == 0x20 && b[1] == 0x02) /* 6to4 */
-		return upstream_v4_is_private(upstream_v4_at(b + 2));
-	return (b[0] & 0xfe) == 0xfc ||                   /* fc00::/7 ULA */
-	       (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 */
-	       (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) || /* fec0::/10 */
-	       b[0] == 0xff;                              /* multicast */
-}
 
 /* --- curl ↔ libevent ----------------------------------------------------- */
 
@@ -300,7 +258,7 @@ upstream_opensocket_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 		return CURL_SOCKET_BAD;
 	/* The address check happens here, after resolution and for every
 	 * address curl tries, so DNS answers cannot route around it. */
-	if (r->check_private && upstream_addr_is_private(&a->addr)) {
+	if (r->check_private && netaddr_is_private(&a->addr)) {
 		if (r->blocked[0] == '\0') {
 			const void *src =
 			    a->family == AF_INET
@@ -317,6 +275,10 @@ upstream_opensocket_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 		return CURL_SOCKET_BAD;
 	}
 	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd == -1) {
+		r->sock_errno = errno;
+		return CURL_SOCKET_BAD;
+	}
 	upstream_fd_reused(r->u, fd);
 	return fd;
 }
@@ -587,8 +549,21 @@ upstream_header_cb(char *p, size_t size, size_t nitems, void *arg)
 	struct upstream_req *r = arg;
 	size_t len = size * nitems, n = len;
 
-	if (r->head_done)
-		return len; /* trailers: not forwarded */
+	if (r->head_done) {
+		/* Trailers are not relayed, but curl stores every line, and
+		 * a body that never ends in a blank line keeps the transfer
+		 * alive past any idle timeout: bound them like a head. */
+		r->trailer_bytes += len;
+		if (r->trailer_bytes > r->u->cfg->max_head_bytes) {
+			snprintf(r->bad, sizeof(r->bad),
+			         "the upstream's trailer section exceeds "
+			         "limits.max_header_bytes (%zu bytes)",
+			         r->u->cfg->max_head_bytes);
+			r->bad_error = "http_response_trailer_section_size";
+			return 0;
+		}
+		return len;
+	}
 	while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
 		n--;
 	if (n == 0) {
@@ -646,9 +621,9 @@ upstream_write_cb(char *p, size_t size, size_t nitems, void *arg)
 static void
 upstream_req_destroy(struct upstream_req *r)
 {
-	curl_easy_cleanup(r->easy);
+	if (r->easy != NULL)
+		curl_easy_cleanup(r->easy);
 	curl_url_cleanup(r->url);
-	free(r->opt_method);
 	free(r->hlist);
 	buf_free(&r->hbuf);
 	buf_free(&r->head);
@@ -657,22 +632,19 @@ upstream_req_destroy(struct upstream_req *r)
 	free(r);
 }
 
-/* A request with an easy handle carrying every option that is the same
- * for all requests; upstream_start sets only what differs. */
-static struct upstream_req *
-upstream_req_new(struct upstream *u)
+/* A fresh easy handle for r's next transfer, with every option that is
+ * the same for all requests (upstream_start sets the rest). About a
+ * microsecond: see the comment on struct upstream_req for why it is not
+ * reused. */
+static CURL *
+upstream_easy_new(struct upstream_req *r)
 {
+	const struct upstream *u = r->u;
 	const struct config *c = u->cfg;
-	struct upstream_req *r = xcalloc(1, sizeof(*r));
 	CURL *e;
 
-	r->u = u;
-	buf_init(&r->hbuf);
-	buf_init(&r->head);
-	if ((e = r->easy = curl_easy_init()) == NULL) {
-		free(r);
+	if ((e = curl_easy_init()) == NULL)
 		return NULL;
-	}
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(e, CURLOPT_SHARE, u->share);
 	/* The path and query go out exactly as received and signed: no
@@ -708,7 +680,7 @@ upstream_req_new(struct upstream *u)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, upstream_write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	return r;
+	return e;
 }
 
 static void
@@ -717,6 +689,8 @@ upstream_release(struct upstream_req *r)
 	struct upstream *u = r->u;
 
 	curl_multi_remove_handle(u->multi, r->easy);
+	curl_easy_cleanup(r->easy);
+	r->easy = NULL;
 	u->active--;
 	/* A pooled request keeps its buffers, but not an outsized one. */
 	if (r->head.cap > UPSTREAM_BUF_KEEP)
@@ -745,7 +719,8 @@ upstream_result_fill(struct upstream_req *r, CURLcode rc,
 	res->status = 502;
 	if (r->bad[0] != '\0') {
 		/* Stopped by us (curl says only "failed writing header"). */
-		res->error = "http_protocol_error";
+		res->error =
+		    r->bad_error ? r->bad_error : "http_protocol_error";
 		snprintf(res->detail, sizeof(res->detail), "%s", r->bad);
 		return;
 	}
@@ -777,6 +752,20 @@ upstream_result_fill(struct upstream_req *r, CURLcode rc,
 			         "or link-local address, and no rule names "
 			         "it (block_private_addresses)",
 			         r->blocked);
+			return;
+		}
+		if (r->sock_errno == EMFILE || r->sock_errno == ENFILE ||
+		    r->sock_errno == ENOBUFS || r->sock_errno == ENOMEM) {
+			/* Ours, not the upstream's: say so, and that it
+			 * passes. */
+			res->status = 503;
+			res->error = "proxy_internal_error";
+			snprintf(res->detail, sizeof(res->detail),
+			         "the proxy cannot open a socket to the "
+			         "upstream: %s (raise the open-file limit, "
+			         "e.g. LimitNOFILE, or lower "
+			         "limits.max_connections)",
+			         strerror(r->sock_errno));
 			return;
 		}
 		res->error = "connection_refused";
@@ -957,9 +946,8 @@ upstream_start(struct upstream *u, const struct upstream_spec *s,
                const struct upstream_cbs *cbs, void *arg, char *err)
 {
 	struct upstream_req *r;
-	int is_head = strcmp(s->method, "HEAD") == 0;
 	CURLMcode mc;
-	char url[sizeof(r->opt_url)];
+	char url[sizeof(r->url_text)];
 	CURL *e;
 
 	if ((size_t)snprintf(url, sizeof(url), "%s://%s:%d/", s->scheme,
@@ -971,63 +959,55 @@ upstream_start(struct upstream *u, const struct upstream_spec *s,
 		r = u->pool;
 		u->pool = r->next;
 		u->npool--;
-	} else if ((r = upstream_req_new(u)) == NULL) {
+	} else {
+		r = xcalloc(1, sizeof(*r));
+		r->u = u;
+		buf_init(&r->hbuf);
+		buf_init(&r->head);
+	}
+	if ((e = r->easy = upstream_easy_new(r)) == NULL) {
+		upstream_req_destroy(r);
 		err_set(err, "curl_easy_init failed");
 		return NULL;
 	}
-	e = r->easy;
 	r->cbs = *cbs;
 	r->arg = arg;
 	r->check_private = s->check_private;
 	r->head_done = 0;
+	r->trailer_bytes = 0;
+	r->sock_errno = 0;
 	upstream_head_reset(r);
 	r->blocked[0] = '\0';
 	r->errbuf[0] = '\0';
 	r->bad[0] = '\0';
+	r->bad_error = NULL;
 
-	if (strcmp(url, r->opt_url) != 0) {
+	if (strcmp(url, r->url_text) != 0) {
 		/* Parsed once per upstream, not once per request (curl
 		 * re-parses a CURLOPT_URL string for every transfer). */
 		if (r->url == NULL)
 			r->url = curl_url();
 		if (r->url != NULL &&
-		    curl_url_set(r->url, CURLUPART_URL, url, 0) == CURLUE_OK) {
-			memcpy(r->opt_url, url, sizeof(url));
-			curl_easy_setopt(e, CURLOPT_CURLU, r->url);
-		} else {
-			/* curl's own parse then fails the transfer and says
-			 * why, as for any other URL. */
-			r->opt_url[0] = '\0';
-			curl_easy_setopt(e, CURLOPT_CURLU, NULL);
-			curl_easy_setopt(e, CURLOPT_URL, url);
-		}
+		    curl_url_set(r->url, CURLUPART_URL, url, 0) == CURLUE_OK)
+			memcpy(r->url_text, url, sizeof(url));
+		else
+			r->url_text[0] = '\0';
 	}
+	if (r->url_text[0] != '\0')
+		curl_easy_setopt(e, CURLOPT_CURLU, r->url);
+	else
+		/* curl's own parse then fails the transfer and says why, as
+		 * for any other URL. */
+		curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_REQUEST_TARGET, s->target);
-	if (r->opt_method == NULL || strcmp(r->opt_method, s->method) != 0) {
-		free(r->opt_method);
-		r->opt_method = xstrdup(s->method);
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, s->method);
-	}
-	/* Back to a plain GET before a different kind of request, then the
-	 * same steps as on a fresh handle. */
-	if ((r->opt_body || r->opt_nobody) &&
-	    (r->opt_body != s->has_body || r->opt_nobody != is_head)) {
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-		                 (curl_off_t)-1);
-		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-		r->opt_body = r->opt_nobody = 0;
-	}
-	if (is_head && !r->opt_nobody) {
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, s->method);
+	if (strcmp(s->method, "HEAD") == 0)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-		r->opt_nobody = 1;
-	}
 	if (s->has_body) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 		                 (curl_off_t)s->body_len);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS,
 		                 s->body ? (const char *)s->body : "");
-		r->opt_body = 1;
 	}
 	upstream_headers(r, s->fields, s->has_body);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER,

@@ -106,8 +106,4 @@ size_t upstream_active(const struct upstream *u);
  * reports every close through our close-socket callback). */
 void upstream_fd_reused(struct upstream *u, int fd);
 
-/* 1 when a socket address may not be dialled without a rule naming the
- * host: loopback, private, link-local, ULA, CGNAT, multicast, reserved. */
-int upstream_addr_is_private(const struct sockaddr *sa);
-
 #endif

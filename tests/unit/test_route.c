@@ -140,48 +140,9 @@ test_empty_config(void)
 
 /* Every spelling of an address routes as that address; anything that
  * could be decoded differently downstream is refused. */
-static void
-test_canonical_host(void)
-{
-	static const char *const same[][2] = {
-	    {"127.0.0.2", "127.0.0.2"},
-	    {"2130706434", "127.0.0.2"},
-	    {"0x7f.0.0.2", "127.0.0.2"},
-	    {"0x7f000002", "127.0.0.2"},
-	    {"0177.0.0.2", "127.0.0.2"},
-	    {"127.2", "127.0.0.2"},
-	    {"127.000.000.002", "127.0.0.2"},
-	    {"[::ffff:127.0.0.2]", "127.0.0.2"},
-	    {"[::ffff:7f00:2]", "127.0.0.2"},
-	    {"[0:0::1]", "[::1]"},
-	    {"[FE80::1]", "[fe80::1]"},
-	    {"API.Example.COM.", "api.example.com"},
-	    {"under_score.test", "under_score.test"},
-	    {"1e100.net", "1e100.net"},
-	};
-	static const char *const bad[] = {
-	    "127.0.0.%32",      "pastebin.co%6d", "a b", "a\\b", "[::1",
-	    "[fe80::1%25eth0]", "[zz::1]",        ".",   "",     "h!st",
-	    "ex@mple.com",
-	};
-	char out[ROUTE_HOST_MAX], err[ERR_MAX];
-	size_t i;
-
-	for (i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
-		CHECK(route_canonical_host(same[i][0], out, err) == 0);
-		CHECK_STREQ(out, same[i][1]);
-	}
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		err[0] = '\0';
-		CHECK(route_canonical_host(bad[i], out, err) == -1);
-		CHECK(err[0] != '\0');
-	}
-}
-
 int
 main(void)
 {
-	test_canonical_host();
 	test_precedence();
 	test_case_and_dots();
 	test_first_of_equals();

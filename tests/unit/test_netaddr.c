@@ -1,7 +1,8 @@
 /*
- * test_upstream: the address policy behind block_private_addresses —
- * which resolved addresses an unnamed host may not reach, including IPv6
- * forms that embed an IPv4 address.
+ * test_netaddr: the one spelling of a host that is routed and dialled, and
+ * the address policy behind block_private_addresses — which resolved
+ * addresses an unnamed host may not reach, including IPv6 forms that
+ * embed an IPv4 address.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -9,7 +10,8 @@
 #include <sys/socket.h>
 
 #include "check.h"
-#include "upstream.h"
+#include "netaddr.h"
+#include "util.h"
 
 static int
 test_private(const char *addr)
@@ -30,7 +32,45 @@ test_private(const char *addr)
 		if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1)
 			return -1;
 	}
-	return upstream_addr_is_private((struct sockaddr *)&ss);
+	return netaddr_is_private((struct sockaddr *)&ss);
+}
+
+static void
+test_canonical_host(void)
+{
+	static const char *const same[][2] = {
+	    {"127.0.0.2", "127.0.0.2"},
+	    {"2130706434", "127.0.0.2"},
+	    {"0x7f.0.0.2", "127.0.0.2"},
+	    {"0x7f000002", "127.0.0.2"},
+	    {"0177.0.0.2", "127.0.0.2"},
+	    {"127.2", "127.0.0.2"},
+	    {"127.000.000.002", "127.0.0.2"},
+	    {"[::ffff:127.0.0.2]", "127.0.0.2"},
+	    {"[::ffff:7f00:2]", "127.0.0.2"},
+	    {"[0:0::1]", "[::1]"},
+	    {"[FE80::1]", "[fe80::1]"},
+	    {"API.Example.COM.", "api.example.com"},
+	    {"under_score.test", "under_score.test"},
+	    {"1e100.net", "1e100.net"},
+	};
+	static const char *const bad[] = {
+	    "127.0.0.%32",      "pastebin.co%6d", "a b", "a\\b", "[::1",
+	    "[fe80::1%25eth0]", "[zz::1]",        ".",   "",     "h!st",
+	    "ex@mple.com",
+	};
+	char out[NETADDR_HOST_MAX], err[ERR_MAX];
+	size_t i;
+
+	for (i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		CHECK(netaddr_canonical_host(same[i][0], out, err) == 0);
+		CHECK_STREQ(out, same[i][1]);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		CHECK(netaddr_canonical_host(bad[i], out, err) == -1);
+		CHECK(err[0] != '\0');
+	}
 }
 
 int
@@ -84,5 +124,6 @@ main(void)
 			fprintf(stderr, "should be allowed: %s\n", allowed[i]);
 		CHECK(test_private(allowed[i]) == 0);
 	}
-	return check_done("upstream");
+	test_canonical_host();
+	return check_done("netaddr");
 }
