@@ -1,15 +1,14 @@
 /*
- * conn: one client connection. The transport (a socket with its own
- * events and buffers today; a CONNECT tunnel or a TLS filter later) is
- * kept apart from the HTTP exchange state machine: read head → read body →
+ * conn: one client connection's state machine: read head → read body →
  * route → finalise and sign → forward → stream the response → next request.
+ * The bytes come and go through a transport (xport) and nothing here knows
+ * whether it is a socket, a tunnel or TLS.
  * Requests on one connection are answered strictly in order: request N+1 is not
  * parsed until response N is complete, its bytes wait in the input buffer.
  */
 #include "conn.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
@@ -22,22 +21,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
+#include "gen.h"
 #include "http1.h"
-#include "httpsig.h"
 #include "log.h"
+#include "metrics.h"
 #include "netaddr.h"
-#include "proxy.h"
+#include "outreq.h"
+#include "relay.h"
 #include "route.h"
 #include "token.h"
 #include "upstream.h"
 #include "util.h"
+#include "xport.h"
 
-/* Pause the upstream while more than this waits for a slow client. */
+/* Output queued beyond this pauses the upstream transfer (backpressure). */
 #define CONN_OUT_HWM (256 * 1024)
 /* Pipelined bytes held while a response is in progress, beyond a head. */
 #define CONN_IN_HOLD (64 * 1024)
-/* At most this much is read from a client per readiness event. */
-#define CONN_READ_MAX (16 * 1024)
 /* After the last response: how long to read and discard before closing,
  * so a client still sending is not answered with a reset that destroys
  * the response it has not read yet. */
@@ -53,17 +54,10 @@ enum conn_state {
 	CONN_LINGER,   /* write side shut: discard input until EOF */
 };
 
-/* How the response body is delimited towards the client. */
-enum conn_framing {
-	CONN_FRAME_NONE,    /* HEAD, 204, 304: no body */
-	CONN_FRAME_LENGTH,  /* the upstream's length, in our own field */
-	CONN_FRAME_CHUNKED, /* re-framed for an HTTP/1.1 client */
-	CONN_FRAME_CLOSE,   /* HTTP/1.0 client, no length: close ends it */
-};
-
 /* One request/response exchange; exists from the first byte of a head to
  * the end of its response, so idle connections stay small. */
 struct conn_exchange {
+	struct gen *gen; /* the config and key this exchange runs with */
 	struct http_request req;
 	struct buf body;
 	struct http_chunked chunked;
@@ -80,9 +74,8 @@ struct conn_exchange {
 	int paused;
 	int head_sent;
 	int status;
-	enum conn_framing framing;
-	uint64_t length_left; /* CONN_FRAME_LENGTH: body bytes still due */
-	int keep_alive; /* the connection stays open after this response */
+	struct relay relay; /* the response's framing towards the client */
+	int keep_alive;     /* the connection stays open after this response */
 	int is_head;
 	uint64_t bytes_out;
 	uint64_t upstream_ms;
@@ -93,26 +86,12 @@ struct conn_exchange {
 };
 
 struct conn {
-	struct proxy *px;
+	struct conn_ctx *ctx;
 	struct conn *prev, *next;
-	const struct proxy_listener *ls;
+	const struct conn_listener *ls;
 	char peer[INET6_ADDRSTRLEN + 8];
+	struct xport *x;
 
-	/* Transport: the byte stream to the client. Only this part changes
-	 * when a tunnel or a TLS filter is layered in. The read event stays
-	 * registered; output is written from a manually activated write
-	 * event once the current callback is done (so a response head and
-	 * its body leave in one writev), and the write event is registered
-	 * with the kernel only while the socket buffer is full. */
-	int fd;
-	struct evbuffer *in, *out;
-	struct event *ev_read, *ev_write;
-	size_t in_max;       /* stop reading at this much queued input */
-	unsigned reading;    /* ev_read is registered */
-	unsigned write_wait; /* ev_write is registered (socket was full) */
-	unsigned rd_shut;    /* EOF or error seen: read no more */
-
-	/* HTTP exchange. */
 	enum conn_state state;
 	struct event *timer; /* header, idle, body, flush or linger timeout */
 	uint64_t deadline;   /* when the current timeout expires; 0: none */
@@ -127,110 +106,36 @@ static void conn_advance(struct conn *c);
 static void conn_event_eof(struct conn *c);
 static void conn_write_done(struct conn *c);
 
-/* --- transport ----------------------------------------------------------- */
+/* The configuration for what is not part of one exchange (idle time
+ * between requests, input bounds): the current generation's. */
+static const struct config *
+conn_cfg(const struct conn *c)
+{
+	return c->ctx->gen->cfg;
+}
 
 static struct evbuffer *
 conn_in(struct conn *c)
 {
-	return c->in;
+	return xport_in(c->x);
 }
 
 static struct evbuffer *
 conn_out(struct conn *c)
 {
-	return c->out;
+	return xport_out(c->x);
 }
 
-/* Everything queued has gone to the kernel: end our direction. */
-static void
-conn_transport_shutdown(struct conn *c)
-{
-	shutdown(c->fd, SHUT_WR);
-}
-
-/* Read while there is room under the input bound, not after EOF. */
 static void
 conn_read_update(struct conn *c)
 {
-	int want = !c->rd_shut && evbuffer_get_length(c->in) < c->in_max;
-
-	if (want && !c->reading) {
-		event_add(c->ev_read, NULL);
-		c->reading = 1;
-	} else if (!want && c->reading) {
-		event_del(c->ev_read);
-		c->reading = 0;
-	}
+	xport_read_update(c->x);
 }
 
-/* Output was queued: write it once the current callback returns. */
 static void
 conn_kick(struct conn *c)
 {
-	if (!c->write_wait && evbuffer_get_length(c->out) > 0)
-		event_active(c->ev_write, EV_WRITE, 1);
-}
-
-static void
-conn_on_write(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	int n;
-
-	if (evbuffer_get_length(c->out) == 0)
-		return;
-	n = evbuffer_write(c->out, fd);
-	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-	    errno != EINTR) {
-		conn_free(c);
-		return;
-	}
-	if (evbuffer_get_length(c->out) > 0) {
-		if (!c->write_wait) {
-			event_add(c->ev_write, NULL);
-			c->write_wait = 1;
-		}
-		return;
-	}
-	if (c->write_wait) {
-		event_del(c->ev_write);
-		c->write_wait = 0;
-	}
-	conn_write_done(c);
-}
-
-static void
-conn_on_read(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	size_t room = c->in_max - evbuffer_get_length(c->in);
-	char tmp[CONN_READ_MAX];
-	ssize_t n;
-
-	/* Through a stack buffer, not evbuffer_read: that asks the kernel
-	 * for FIONREAD first, one more syscall per request. */
-	if (room == 0) { /* at the bound: wait for the exchange */
-		conn_read_update(c);
-		return;
-	}
-	if (room > sizeof(tmp))
-		room = sizeof(tmp);
-	n = recv(fd, tmp, room, 0);
-	if (n > 0) {
-		evbuffer_add(c->in, tmp, (size_t)n);
-		conn_advance(c);
-		return;
-	}
-	if (n < 0 &&
-	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	c->rd_shut = 1;
-	conn_read_update(c);
-	if (n < 0) {
-		conn_free(c);
-		return;
-	}
-	conn_event_eof(c);
+	xport_kick(c->x);
 }
 
 /* --- small helpers ------------------------------------------------------- */
@@ -271,199 +176,44 @@ conn_default_port(const char *scheme)
 	return strcmp(scheme, "https") == 0 ? 443 : 80;
 }
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if the
- * bytes there are not one. */
-static size_t
-conn_utf8_len(const unsigned char *p, size_t n)
-{
-	size_t len, i;
-	unsigned cp;
-
-	if (p[0] < 0xc2 || p[0] > 0xf4)
-		return 0;
-	len = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
-	if (n < len)
-		return 0;
-	cp = p[0] & (0x7f >> len);
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
-/* A JSON string: quote, backslash and control characters escaped, bytes
- * that are not UTF-8 replaced by U+FFFD, so a hostile Host header or path
- * can never break the line. */
-static void
-conn_json_strn(struct buf *b, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	const unsigned char *p = (const unsigned char *)s, *end = p + n;
-	size_t run;
-	char esc[6];
-
-	buf_appendc(b, '"');
-	while (p < end) {
-		for (run = 0; p + run < end && p[run] >= 0x20 &&
-		              p[run] < 0x80 && p[run] != '"' && p[run] != '\\';
-		     run++)
-			;
-		if (run > 0) {
-			buf_append(b, p, run);
-			p += run;
-			continue;
-		}
-		if (*p >= 0x80) {
-			run = conn_utf8_len(p, (size_t)(end - p));
-			if (run == 0) {
-				buf_append(b, "\\ufffd", 6);
-				p++;
-			} else {
-				buf_append(b, p, run);
-				p += run;
-			}
-			continue;
-		}
-		esc[0] = '\\';
-		switch (*p) {
-		case '"':
-		case '\\':
-			esc[1] = (char)*p;
-			break;
-		case '\b':
-			esc[1] = 'b';
-			break;
-		case '\f':
-			esc[1] = 'f';
-			break;
-		case '\n':
-			esc[1] = 'n';
-			break;
-		case '\r':
-			esc[1] = 'r';
-			break;
-		case '\t':
-			esc[1] = 't';
-			break;
-		default:
-			buf_append(b, "\\u00", 4);
-			esc[0] = hex[*p >> 4];
-			esc[1] = hex[*p & 15];
-			break;
-		}
-		buf_append(b, esc, 2);
-		p++;
-	}
-	buf_appendc(b, '"');
-}
-
-static void
-conn_json_str(struct buf *b, const char *key, const char *s)
-{
-	buf_appendc(b, ',');
-	buf_appendc(b, '"');
-	buf_appends(b, key);
-	buf_append(b, "\":", 2);
-	conn_json_strn(b, s, strlen(s));
-}
-
-static void
-conn_json_int(struct buf *b, const char *key, uint64_t v)
-{
-	char tmp[24];
-	size_t i = sizeof(tmp);
-
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
-	buf_appendc(b, ',');
-	buf_appendc(b, '"');
-	buf_appends(b, key);
-	buf_append(b, "\":", 2);
-	buf_append(b, tmp + i, sizeof(tmp) - i);
-}
-
-/* The query's parameter names only: values may be credentials. */
-static void
-conn_query_names(struct buf *b, const char *q)
-{
-	const char *p = q, *end, *eq;
-	size_t n = 0;
-
-	buf_append(b, ",\"query_names\":[", 16);
-	while (p && *p && n < 16) {
-		end = strchr(p, '&');
-		if (end == NULL)
-			end = p + strlen(p);
-		eq = memchr(p, '=', (size_t)(end - p));
-		if (eq == NULL)
-			eq = end;
-		if (eq > p) {
-			if (n > 0)
-				buf_appendc(b, ',');
-			conn_json_strn(b, p, (size_t)(eq - p));
-			n++;
-		}
-		p = *end ? end + 1 : end;
-	}
-	buf_appendc(b, ']');
-}
-
-/* One JSON line per exchange, written by hand (no JSON tree per
- * request); the escaping above keeps it one line. */
+/* One line per exchange, in the access log module's format. */
 static void
 conn_access_log(struct conn *c, struct conn_exchange *ex)
 {
-	struct http_request *r = &ex->req;
-	struct buf *b = &c->px->scratch;
+	const struct http_request *r = &ex->req;
+	struct accesslog_entry e;
 
-	if (c->px->access_log_off)
-		return;
-	buf_reset(b);
-	buf_append(b, "{\"time\":\"", 9);
-	log_timestamp(b);
-	buf_appendc(b, '"');
-	conn_json_str(b, "client", c->peer);
-	if (r->method)
-		conn_json_str(b, "method", r->method);
-	if (r->host)
-		conn_json_str(b, "host", r->host);
-	if (r->path)
-		conn_json_str(b, "path", r->path[0] ? r->path : "/");
-	if (r->query && r->query[0])
-		conn_query_names(b, r->query);
+	memset(&e, 0, sizeof(e));
+	e.client = c->peer;
+	e.method = r->method;
+	e.host = r->host;
+	e.path = r->path;
+	e.query = r->query;
 	if (ex->routed)
-		conn_json_str(b, "action", config_action_name(ex->action));
+		e.action = config_action_name(ex->action);
 	if (ex->res)
-		conn_json_str(b, "resource", ex->res->name);
-	conn_json_int(b, "status", (uint64_t)ex->status);
-	if (ex->error)
-		conn_json_str(b, "error", ex->error);
-	conn_json_int(b, "bytes_in", r->body_len);
-	conn_json_int(b, "bytes_out", ex->bytes_out);
-	conn_json_int(b, "upstream_ms", ex->upstream_ms);
-	conn_json_int(b, "total_ms", util_mono_ms() - ex->t_start);
+		e.resource = ex->res->name;
+	e.status = ex->status;
+	e.error = ex->error;
+	e.bytes_in = r->body_len;
+	e.bytes_out = ex->bytes_out;
+	e.upstream_ms = ex->upstream_ms;
+	e.total_ms = util_mono_ms() - ex->t_start;
 	if (ex->token_hash[0]) {
-		conn_json_str(b, "key", c->px->key.thumbprint);
-		conn_json_str(b, "token", ex->token_hash);
+		e.key = ex->gen->key.thumbprint;
+		e.token = ex->token_hash;
 	}
-	buf_append(b, "}\n", 2);
-	proxy_access_log(c->px, b->data, b->len);
+	accesslog_write(c->ctx->alog, &e);
 }
 
 /* --- exchange lifecycle --------------------------------------------------- */
 
 static struct conn_exchange *
-conn_exchange_new(void)
+conn_exchange_new(struct conn *c)
 {
 	struct conn_exchange *ex = xcalloc(1, sizeof(*ex));
 
+	ex->gen = gen_ref(c->ctx->gen);
 	http_request_init(&ex->req);
 	buf_init(&ex->body);
 	http_chunked_init(&ex->chunked);
@@ -479,9 +229,10 @@ conn_exchange_free(struct conn *c, struct conn_exchange *ex)
 		return;
 	if (ex->ureq)
 		upstream_cancel(ex->ureq);
-	c->px->body_bytes -= ex->body_charged;
+	c->ctx->metrics->body_bytes -= ex->body_charged;
 	http_request_free(&ex->req);
 	buf_free(&ex->body);
+	gen_unref(ex->gen);
 	free(ex);
 }
 
@@ -509,15 +260,14 @@ conn_close_after_flush(struct conn *c)
 {
 	c->state = CONN_CLOSING;
 	if (evbuffer_get_length(conn_out(c)) == 0) {
-		conn_transport_shutdown(c);
+		xport_shutdown(c->x);
 		c->state = CONN_LINGER;
 		/* Nothing more will come from a client that sent EOF. */
 		conn_timer(c, c->eof ? 1 : CONN_LINGER_MS);
 		return;
 	}
 	/* A client that never reads must not pin the connection. */
-	conn_timer(c, c->px->cfg->idle_timeout_ms ? c->px->cfg->idle_timeout_ms
-	                                          : 60000);
+	conn_timer(c, conn_cfg(c)->idle_timeout_ms);
 }
 
 /* The current response is complete (or abandoned with close set): log
@@ -534,12 +284,12 @@ conn_end_exchange(struct conn *c, int close)
 		conn_exchange_free(c, ex);
 		c->ex = NULL;
 	}
-	if (close || c->px->draining) {
+	if (close || c->ctx->draining) {
 		conn_close_after_flush(c);
 		return;
 	}
 	c->state = CONN_HEAD;
-	conn_timer(c, c->px->cfg->idle_timeout_ms);
+	conn_timer(c, conn_cfg(c)->idle_timeout_ms);
 }
 
 /* Write a response the proxy makes itself: JSON body, Content-Length, a
@@ -558,7 +308,7 @@ conn_respond(struct conn *c, int status, const char *ps_error, json_t *obj,
 	blen = body ? strlen(body) : 0;
 	if (ex && !ex->keep_alive)
 		close = 1;
-	if (c->px->draining)
+	if (c->ctx->draining)
 		close = 1;
 	evbuffer_add_printf(out,
 	                    "HTTP/1.1 %d %s\r\n"
@@ -605,7 +355,7 @@ conn_respond(struct conn *c, int status, const char *ps_error, json_t *obj,
 		ex->bytes_out = ex->is_head ? 0 : blen + 1;
 	}
 	if (status >= 400)
-		c->px->stats.local_errors++;
+		c->ctx->metrics->local_errors++;
 	free(body);
 	json_decref(obj);
 	conn_kick(c);
@@ -623,133 +373,6 @@ conn_error(struct conn *c, int status, const char *ps_error, const char *code,
 	             close);
 }
 
-/* --- hop-by-hop fields ---------------------------------------------------- */
-
-/* ASCII case-insensitive equality of n bytes (field names are tokens). */
-static int
-conn_caseeq(const char *a, const char *b, size_t n)
-{
-	size_t i;
-	unsigned x, y;
-
-	for (i = 0; i < n; i++) {
-		x = (unsigned char)a[i];
-		y = (unsigned char)b[i];
-		if (x - 'A' < 26u)
-			x += 32;
-		if (y - 'A' < 26u)
-			y += 32;
-		if (x != y)
-			return 0;
-	}
-	return 1;
-}
-
-#define CONN_IS(name, len, lit)                                                \
-	((len) == sizeof(lit) - 1 && conn_caseeq((name), (lit), (len)))
-
-/* The fixed hop-by-hop set (RFC 9110 §7.6.1), by length first. */
-static int
-conn_is_hop(const char *n, size_t len)
-{
-	switch (len) {
-	case 2:
-		return conn_caseeq(n, "TE", 2);
-	case 7:
-		return conn_caseeq(n, "Trailer", 7) ||
-		       conn_caseeq(n, "Upgrade", 7);
-	case 10:
-		return conn_caseeq(n, "Connection", 10) ||
-		       conn_caseeq(n, "Keep-Alive", 10);
-	case 16:
-		return conn_caseeq(n, "Proxy-Connection", 16);
-	case 17:
-		return conn_caseeq(n, "Transfer-Encoding", 17);
-	default:
-		return 0;
-	}
-}
-
-/* Is name one of the options in a Connection field value? */
-static int
-conn_token_listed(const char *v, size_t vlen, const char *name, size_t len)
-{
-	const char *p = v, *end = v + vlen, *t;
-
-	while (p < end) {
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-			p++;
-		t = p;
-		while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-			p++;
-		if ((size_t)(p - t) == len && len > 0 &&
-		    conn_caseeq(t, name, len))
-			return 1;
-	}
-	return 0;
-}
-
-/* What the request side removes before the fields go upstream. */
-struct conn_strip {
-	struct buf listed; /* the Connection values, comma-joined */
-	int sign;          /* also the fields the signer owns */
-};
-
-static int
-conn_req_drop(const char *name, void *arg)
-{
-	struct conn_strip *st = arg;
-	size_t len = strlen(name);
-
-	/* Hop-by-hop; Expect was answered here; Host goes first and
-	 * Content-Length is recomputed, both re-added by the caller. */
-	if (conn_is_hop(name, len) || CONN_IS(name, len, "Host") ||
-	    CONN_IS(name, len, "Content-Length") ||
-	    CONN_IS(name, len, "Expect") ||
-	    CONN_IS(name, len, "Proxy-Authorization"))
-		return 1;
-	if (st->sign && (CONN_IS(name, len, "Authorization") ||
-	                 CONN_IS(name, len, "Signature") ||
-	                 CONN_IS(name, len, "Signature-Input") ||
-	                 CONN_IS(name, len, "Signature-Key") ||
-	                 CONN_IS(name, len, "Content-Digest") ||
-	                 CONN_IS(name, len, "Agent-Auth")))
-		return 1;
-	return st->listed.len > 0 &&
-	       conn_token_listed(st->listed.data, st->listed.len, name, len);
-}
-
-/* One pass over the request fields: the fields named by Connection, the
- * hop-by-hop set, and the fields the proxy sets itself. */
-static void
-conn_strip_request(struct http_fields *f, int sign)
-{
-	struct conn_strip st;
-	size_t i;
-
-	buf_init(&st.listed);
-	st.sign = sign;
-	for (i = 0; i < f->n; i++)
-		if (util_strcaseeq(f->v[i].name, "Connection")) {
-			buf_appends(&st.listed, f->v[i].value);
-			buf_appendc(&st.listed, ',');
-		}
-	http_fields_del_if(f, conn_req_drop, &st);
-	buf_free(&st.listed);
-}
-
-/* Put "Host: authority" first, where servers and humans expect it. */
-static void
-conn_set_host_first(struct http_fields *f, const char *authority)
-{
-	struct http_field h;
-
-	http_fields_add(f, "Host", authority);
-	h = f->v[f->n - 1];
-	memmove(&f->v[1], &f->v[0], (f->n - 1) * sizeof(f->v[0]));
-	f->v[0] = h;
-}
-
 /* "host:port" of the upstream, for messages. */
 static const char *
 conn_up_name(const struct conn_exchange *ex, char *out, size_t len)
@@ -761,204 +384,20 @@ conn_up_name(const struct conn_exchange *ex, char *out, size_t len)
 
 /* --- upstream callbacks --------------------------------------------------- */
 
-static char *
-conn_put(char *p, const char *s, size_t n)
-{
-	memcpy(p, s, n);
-	return p + n;
-}
-
-static char *
-conn_put_dec(char *p, uint64_t v)
-{
-	char tmp[24];
-	size_t i = sizeof(tmp);
-
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
-	return conn_put(p, tmp + i, sizeof(tmp) - i);
-}
-
-/* The options of the upstream's Connection fields, gathered once per
- * head (a handful at most in practice; beyond CONN_OPTS_MAX the fields
- * themselves are scanned again for each name). */
-#define CONN_OPTS_MAX 16
-
-struct conn_opts {
-	const char *p[CONN_OPTS_MAX];
-	size_t len[CONN_OPTS_MAX];
-	size_t n;
-	int overflow;
-};
-
-static void
-conn_opts_gather(const struct upstream_head *h, struct conn_opts *o)
-{
-	const char *p, *end, *t;
-	size_t i;
-
-	o->n = 0;
-	o->overflow = 0;
-	for (i = 0; i < h->n; i++) {
-		if (!CONN_IS(h->v[i].name, h->v[i].name_len, "Connection"))
-			continue;
-		p = h->v[i].value;
-		end = p + h->v[i].value_len;
-		while (p < end) {
-			while (p < end &&
-			       (*p == ' ' || *p == '\t' || *p == ','))
-				p++;
-			t = p;
-			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-				p++;
-			if (p == t)
-				continue;
-			if (o->n == CONN_OPTS_MAX) {
-				o->overflow = 1;
-				return;
-			}
-			o->p[o->n] = t;
-			o->len[o->n++] = (size_t)(p - t);
-		}
-	}
-}
-
-static int
-conn_opts_has(const struct upstream_head *h, const struct conn_opts *o,
-              const char *name, size_t len)
-{
-	size_t i;
-
-	if (o->overflow) {
-		for (i = 0; i < h->n; i++)
-			if (CONN_IS(h->v[i].name, h->v[i].name_len,
-			            "Connection") &&
-			    conn_token_listed(h->v[i].value, h->v[i].value_len,
-			                      name, len))
-				return 1;
-		return 0;
-	}
-	for (i = 0; i < o->n; i++)
-		if (o->len[i] == len && conn_caseeq(o->p[i], name, len))
-			return 1;
-	return 0;
-}
-
-/* What each response field is for the relay. */
-enum {
-	CONN_F_DROP = 0, /* hop-by-hop, named by Connection, or framing */
-	CONN_F_KEEP = 1, /* relayed as is */
-};
-
 static int
 conn_up_head(void *arg, const struct upstream_head *h)
 {
 	struct conn *c = arg;
 	struct conn_exchange *ex = c->ex;
-	struct evbuffer *out = conn_out(c);
-	struct evbuffer_iovec v;
-	struct conn_opts opts;
-	int status = h->status, has_conn = 0, send_len = 0;
-	const char *reason = h->reason, *name;
-	size_t i, total, rlen, nlen;
-	unsigned char kbuf[64], *kind = kbuf;
-	char *p;
 
-	if (h->n > sizeof(kbuf))
-		kind = xmalloc(h->n);
-	for (i = 0; i < h->n; i++) {
-		name = h->v[i].name;
-		nlen = h->v[i].name_len;
-		kind[i] = CONN_F_KEEP;
-		/* The framing fields are never relayed as written: the
-		 * client gets our one Content-Length (the number curl
-		 * frames by) or our own chunking, so no second or odd
-		 * spelling of a length can reach it. */
-		if (CONN_IS(name, nlen, "Content-Length")) {
-			kind[i] = CONN_F_DROP;
-		} else if (conn_is_hop(name, nlen)) {
-			kind[i] = CONN_F_DROP;
-			if (CONN_IS(name, nlen, "Connection"))
-				has_conn = 1;
-		}
-	}
-	if (has_conn) {
-		conn_opts_gather(h, &opts);
-		for (i = 0; i < h->n; i++)
-			if (kind[i] != CONN_F_DROP &&
-			    conn_opts_has(h, &opts, h->v[i].name,
-			                  h->v[i].name_len))
-				kind[i] = CONN_F_DROP;
-	}
-	if (ex->is_head || status == 204 || status == 304 ||
-	    (status >= 100 && status < 200)) {
-		ex->framing = CONN_FRAME_NONE;
-		/* HEAD and 304 may still say how long the body would be;
-		 * 1xx and 204 must not (RFC 9110 §8.6). */
-		send_len =
-		    h->content_length >= 0 && status >= 200 && status != 204;
-	} else if (h->content_length >= 0) {
-		/* Set only without Transfer-Encoding (upstream.h): curl
-		 * then delivers exactly this many bytes. */
-		ex->framing = CONN_FRAME_LENGTH;
-		ex->length_left = (uint64_t)h->content_length;
-		send_len = 1;
-	} else if (ex->req.version_minor >= 1) {
-		ex->framing = CONN_FRAME_CHUNKED;
-	} else {
-		ex->framing = CONN_FRAME_CLOSE;
-		ex->keep_alive = 0;
-	}
-	if (c->px->draining)
-		ex->keep_alive = 0;
-
-	/* Sized first, then written in place: one copy, no formatting. */
-	if (reason[0] == '\0')
-		reason = http1_status_reason(status);
-	rlen = strlen(reason);
-	total = 9 + 12 + 1 + rlen + 2 + 16 + 20 + 2 + 28 + 24 + 2;
-	for (i = 0; i < h->n; i++)
-		if (kind[i] != CONN_F_DROP)
-			total += h->v[i].name_len + 2 + h->v[i].value_len + 2;
-	if (evbuffer_reserve_space(out, (ssize_t)total, &v, 1) < 1) {
-		if (kind != kbuf)
-			free(kind);
+	ex->relay.is_head = ex->is_head;
+	ex->relay.version_minor = ex->req.version_minor;
+	ex->relay.keep_alive = ex->keep_alive && !c->ctx->draining;
+	if (relay_head(&ex->relay, h, conn_out(c)) == -1)
 		return -1;
-	}
-	p = v.iov_base;
-	p = conn_put(p, "HTTP/1.1 ", 9);
-	p = conn_put_dec(p, (unsigned)status);
-	*p++ = ' ';
-	p = conn_put(p, reason, rlen);
-	p = conn_put(p, "\r\n", 2);
-	for (i = 0; i < h->n; i++) {
-		if (kind[i] == CONN_F_DROP)
-			continue;
-		p = conn_put(p, h->v[i].name, h->v[i].name_len);
-		p = conn_put(p, ": ", 2);
-		p = conn_put(p, h->v[i].value, h->v[i].value_len);
-		p = conn_put(p, "\r\n", 2);
-	}
-	if (send_len) {
-		p = conn_put(p, "Content-Length: ", 16);
-		p = conn_put_dec(p, (uint64_t)h->content_length);
-		p = conn_put(p, "\r\n", 2);
-	}
-	if (ex->framing == CONN_FRAME_CHUNKED)
-		p = conn_put(p, "Transfer-Encoding: chunked\r\n", 28);
-	if (!ex->keep_alive)
-		p = conn_put(p, "Connection: close\r\n", 19);
-	else if (ex->req.version_minor == 0)
-		p = conn_put(p, "Connection: keep-alive\r\n", 24);
-	p = conn_put(p, "\r\n", 2);
-	v.iov_len = (size_t)(p - (char *)v.iov_base);
-	evbuffer_commit_space(out, &v, 1);
-	if (kind != kbuf)
-		free(kind);
+	ex->keep_alive = ex->relay.keep_alive;
 	ex->head_sent = 1;
-	ex->status = status;
+	ex->status = h->status;
 	conn_kick(c);
 	return 0;
 }
@@ -966,50 +405,20 @@ conn_up_head(void *arg, const struct upstream_head *h)
 static int
 conn_up_body(void *arg, const char *p, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
 	struct conn *c = arg;
 	struct conn_exchange *ex = c->ex;
-	struct evbuffer *out = conn_out(c);
-	char size[24];
-	size_t i, x;
 
-	if (evbuffer_get_length(out) > CONN_OUT_HWM) {
-		/* The write callback resumes us once the client has taken
+	if (evbuffer_get_length(conn_out(c)) > CONN_OUT_HWM) {
+		/* The drained callback resumes us once the client has taken
 		 * what is queued; a client that takes nothing for
 		 * idle_timeout_ms is dropped. */
 		ex->paused = 1;
-		conn_timer(c, c->px->cfg->idle_timeout_ms);
+		conn_timer(c, ex->gen->cfg->idle_timeout_ms);
 		return 1;
 	}
-	switch (ex->framing) {
-	case CONN_FRAME_NONE:
-		return 0;
-	case CONN_FRAME_CHUNKED:
-		i = sizeof(size);
-		size[--i] = '\n';
-		size[--i] = '\r';
-		x = n;
-		do {
-			size[--i] = hex[x & 15];
-			x >>= 4;
-		} while (x != 0);
-		evbuffer_add(out, size + i, sizeof(size) - i);
-		evbuffer_add(out, p, n);
-		evbuffer_add(out, "\r\n", 2);
-		break;
-	case CONN_FRAME_LENGTH:
-		/* Never more than announced: a byte beyond would be taken
-		 * for the start of the next response. */
-		if (n > ex->length_left)
-			return -1;
-		ex->length_left -= n;
-		evbuffer_add(out, p, n);
-		break;
-	default:
-		evbuffer_add(out, p, n);
-		break;
-	}
-	ex->bytes_out += n;
+	if (relay_body(&ex->relay, p, n, conn_out(c)) == -1)
+		return -1;
+	ex->bytes_out = ex->relay.bytes;
 	conn_kick(c);
 	return 0;
 }
@@ -1026,16 +435,16 @@ conn_up_done(void *arg, const struct upstream_result *r)
 	ex->upstream_ms = r->head_ms;
 	conn_timer(c, 0);
 	if (r->ok) {
-		if (ex->framing == CONN_FRAME_CHUNKED)
-			evbuffer_add(conn_out(c), "0\r\n\r\n", 5);
+		relay_end(&ex->relay, conn_out(c));
 		conn_kick(c);
-		conn_end_exchange(c, ex->framing == CONN_FRAME_CLOSE ||
-		                         (ex->framing == CONN_FRAME_LENGTH &&
-		                          ex->length_left != 0));
+		conn_end_exchange(
+		    c, ex->relay.framing == RELAY_FRAME_CLOSE ||
+		           (ex->relay.framing == RELAY_FRAME_LENGTH &&
+		            ex->relay.length_left != 0));
 		conn_advance(c);
 		return;
 	}
-	c->px->stats.upstream_errors++;
+	c->ctx->metrics->upstream_errors++;
 	ex->error = r->error;
 	conn_up_name(ex, name, sizeof(name));
 	log_warn("upstream %s: %s: %s", name, r->error, r->detail);
@@ -1122,71 +531,20 @@ conn_target(struct conn_exchange *ex)
 	r->form = HTTP_TARGET_ORIGIN;
 }
 
-static void
-conn_token_forget_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct proxy *px = arg;
-	size_t i;
-
-	for (i = 0; i < px->cfg->nresources; i++)
-		px->token_memo[i].token = NULL;
-}
-
-/* The resource's token and its log hash. token_get checks the token file
- * each time (a stat); the requests of one batch of event callbacks — the
- * same instant as far as the proxy can tell — share one check: the memo
- * is cleared by an event activated here, which libevent runs after the
- * callbacks already queued in this loop iteration. */
-static const char *
-conn_token(struct conn *c, const struct config_resource *res, char hash[13],
-           char *err)
-{
-	struct proxy *px = c->px;
-	struct proxy_token_memo *m = &px->token_memo[res - px->cfg->resources];
-	const char *token;
-
-	if (m->token != NULL) {
-		memcpy(hash, m->hash, 13);
-		return m->token;
-	}
-	token = token_get(px->tokens, res, err);
-	if (token == NULL)
-		return NULL;
-	if (px->ev_token_forget == NULL)
-		px->ev_token_forget =
-		    event_new(px->base, -1, 0, conn_token_forget_cb, px);
-	log_token_hash(token, hash);
-	if (px->ev_token_forget != NULL) {
-		m->token = token;
-		memcpy(m->hash, hash, 13);
-		event_active(px->ev_token_forget, EV_TIMEOUT, 1);
-	}
-	return token;
-}
-
-/* The one place the outgoing request is finalised. After this (and the
- * signature) the fields and body are exactly what curl sends. */
+/* The one place the outgoing request is finalised (outreq), with the
+ * token for a protected resource. After this the fields and body are
+ * exactly what curl sends. */
 static int
 conn_finalise(struct conn *c)
 {
 	struct conn_exchange *ex = c->ex;
-	struct http_request *r = &ex->req;
-	struct httpsig_sign_opts so;
-	char err[ERR_MAX], len[32], name[300];
-	const char *token;
-	struct buf auth;
+	struct outreq_sign sign;
+	char err[ERR_MAX], name[300];
 
-	conn_strip_request(&r->fields, ex->action == ROUTE_SIGN);
-	conn_set_host_first(&r->fields, r->authority);
-	if (ex->has_body) {
-		snprintf(len, sizeof(len), "%zu", r->body_len);
-		http_fields_add(&r->fields, "Content-Length", len);
-	}
 	if (ex->action != ROUTE_SIGN)
-		return 0;
-
-	token = conn_token(c, ex->res, ex->token_hash, err);
-	if (token == NULL) {
+		return outreq_finalise(&ex->req, ex->has_body, NULL, err);
+	sign.token = token_get(c->ctx->tokens, ex->res, ex->token_hash, err);
+	if (sign.token == NULL) {
 		ex->error = "token_unavailable";
 		conn_respond(c, 503, "proxy_internal_error",
 		             json_pack("{s:s,s:s,s:s}", "error",
@@ -1195,22 +553,16 @@ conn_finalise(struct conn *c)
 		             0);
 		return -1;
 	}
-	buf_init(&auth);
-	buf_append(&auth, "Bearer ", 7);
-	buf_appends(&auth, token);
-	http_fields_add(&r->fields, "Authorization", auth.data);
-	buf_free(&auth);
-	memset(&so, 0, sizeof(so));
-	so.sigkey_jwt = token;
-	if (httpsig_sign(&ex->res->profile, &c->px->key, r, &so, NULL, err) ==
-	    -1) {
+	sign.profile = &ex->res->profile;
+	sign.key = &ex->gen->key;
+	if (outreq_finalise(&ex->req, ex->has_body, &sign, err) == -1) {
 		log_error("signing a request to %s failed: %s",
 		          conn_up_name(ex, name, sizeof(name)), err);
 		conn_error(c, 500, "proxy_internal_error", "signing_failed",
 		           err, 0);
 		return -1;
 	}
-	c->px->stats.signed_requests++;
+	c->ctx->metrics->signed_requests++;
 	return 0;
 }
 
@@ -1231,7 +583,7 @@ conn_forward(struct conn *c)
 	if (conn_finalise(c) == -1)
 		return;
 	if (ex->action == ROUTE_PASS)
-		c->px->stats.passed++;
+		c->ctx->metrics->passed++;
 	memset(&s, 0, sizeof(s));
 	s.method = r->method;
 	s.scheme = ex->up_scheme;
@@ -1243,7 +595,8 @@ conn_forward(struct conn *c)
 	s.body_len = r->body_len;
 	s.has_body = ex->has_body;
 	s.check_private = ex->check_private;
-	ex->ureq = upstream_start(c->px->up, &s, &conn_up_cbs, c, err);
+	s.cfg = ex->gen->cfg;
+	ex->ureq = upstream_start(c->ctx->up, &s, &conn_up_cbs, c, err);
 	if (ex->ureq == NULL) {
 		conn_up_name(ex, name, sizeof(name));
 		log_error("cannot start upstream request to %s: %s", name, err);
@@ -1320,23 +673,23 @@ conn_usage_error(struct conn *c, const char *why)
 static int
 conn_body_charge(struct conn *c, uint64_t n)
 {
-	struct proxy *px = c->px;
+	struct metrics *m = c->ctx->metrics;
 	struct conn_exchange *ex = c->ex;
+	uint64_t max = ex->gen->cfg->max_buffered_bytes;
 	char msg[ERR_MAX];
 
-	if (px->body_bytes + n <= px->cfg->max_buffered_bytes) {
-		px->body_bytes += n;
+	if (m->body_bytes + n <= max) {
+		m->body_bytes += n;
 		ex->body_charged += n;
 		return 0;
 	}
 	log_warn("refusing a request body: %llu bytes already buffered, "
 	         "limits.max_buffered_bytes is %llu",
-	         (unsigned long long)px->body_bytes,
-	         (unsigned long long)px->cfg->max_buffered_bytes);
+	         (unsigned long long)m->body_bytes, (unsigned long long)max);
 	snprintf(msg, sizeof(msg),
 	         "the proxy is holding as many request bodies as "
 	         "limits.max_buffered_bytes (%llu bytes) allows; retry shortly",
-	         (unsigned long long)px->cfg->max_buffered_bytes);
+	         (unsigned long long)max);
 	ex->retry_after = 1;
 	conn_error(c, 503, "proxy_internal_error", "too_many_buffered_bytes",
 	           msg, 1);
@@ -1357,16 +710,16 @@ conn_method_reflects(const char *m)
 static void
 conn_begin(struct conn *c)
 {
-	const struct config *cfg = c->px->cfg;
 	struct conn_exchange *ex = c->ex;
+	const struct config *cfg = ex->gen->cfg;
 	struct http_request *r = &ex->req;
 	const struct config_rule *rule;
 	struct buf b;
 	int port;
 
-	c->px->stats.requests++;
+	c->ctx->metrics->requests++;
 	ex->is_head = strcmp(r->method, "HEAD") == 0;
-	if (r->conn_close || c->px->draining)
+	if (r->conn_close || c->ctx->draining)
 		ex->keep_alive = 0;
 	ex->has_body = r->chunked || r->content_length >= 0;
 	/* Anything that answers before the body is read must close, or the
@@ -1416,7 +769,7 @@ conn_begin(struct conn *c)
 		ex->res = rule->resource;
 	ex->check_private = rule == NULL && cfg->block_private;
 	if (ex->action == ROUTE_DENY) {
-		c->px->stats.denied++;
+		c->ctx->metrics->denied++;
 		buf_init(&b);
 		if (rule)
 			buf_appendf(&b, "rule '%s' denies requests to %s:%d",
@@ -1470,7 +823,7 @@ conn_begin(struct conn *c)
 static void
 conn_step_head(struct conn *c)
 {
-	const struct config *cfg = c->px->cfg;
+	const struct config *cfg;
 	struct evbuffer *in = conn_in(c);
 	struct http_limits lim;
 	size_t len = evbuffer_get_length(in), n, consumed = 0;
@@ -1486,9 +839,10 @@ conn_step_head(struct conn *c)
 	if (evbuffer_get_length(conn_out(c)) > CONN_OUT_HWM)
 		return;
 	if (c->ex == NULL) {
-		c->ex = conn_exchange_new();
-		conn_timer(c, cfg->header_timeout_ms);
+		c->ex = conn_exchange_new(c);
+		conn_timer(c, c->ex->gen->cfg->header_timeout_ms);
 	}
+	cfg = c->ex->gen->cfg;
 	/* The parser resumes where it stopped, so handing it the same
 	 * bytes again costs only the new ones; beyond max_head_bytes it
 	 * answers 431 by itself. */
@@ -1520,8 +874,8 @@ conn_step_head(struct conn *c)
 static void
 conn_step_body(struct conn *c)
 {
-	const struct config *cfg = c->px->cfg;
 	struct conn_exchange *ex = c->ex;
+	const struct config *cfg = ex->gen->cfg;
 	struct evbuffer *in = conn_in(c);
 	struct evbuffer_iovec v[4];
 	size_t used, total = 0;
@@ -1639,7 +993,7 @@ conn_write_done(struct conn *c)
 		conn_advance(c);
 		break;
 	case CONN_CLOSING:
-		conn_transport_shutdown(c);
+		xport_shutdown(c->x);
 		if (c->eof) {
 			conn_free(c);
 			return;
@@ -1665,7 +1019,7 @@ conn_event_eof(struct conn *c)
 	    evbuffer_get_length(conn_out(c)) > 0) {
 		conn_abandon(c);
 		c->state = CONN_CLOSING;
-		conn_timer(c, c->px->cfg->idle_timeout_ms);
+		conn_timer(c, conn_cfg(c)->idle_timeout_ms);
 		return;
 	}
 	conn_free(c);
@@ -1696,14 +1050,14 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		snprintf(msg, sizeof(msg),
 		         "the request head did not arrive within "
 		         "header_timeout_ms (%u)",
-		         c->px->cfg->header_timeout_ms);
+		         c->ex->gen->cfg->header_timeout_ms);
 		conn_error(c, 408, NULL, "request_timeout", msg, 1);
 		conn_read_update(c);
 		return;
 	case CONN_BODY:
 		snprintf(msg, sizeof(msg),
 		         "no request body bytes for idle_timeout_ms (%u)",
-		         c->px->cfg->idle_timeout_ms);
+		         c->ex->gen->cfg->idle_timeout_ms);
 		conn_error(c, 408, NULL, "request_timeout", msg, 1);
 		conn_read_update(c);
 		return;
@@ -1745,114 +1099,128 @@ conn_peer_name(struct conn *c, const struct sockaddr *sa)
 	}
 }
 
+/* --- transport callbacks -----------------------------------------------------
+ */
+
 static void
-conn_transport_free(struct conn *c)
+conn_x_readable(void *arg)
 {
-	if (c->ev_read)
-		event_free(c->ev_read);
-	if (c->ev_write)
-		event_free(c->ev_write);
-	if (c->timer)
-		event_free(c->timer);
-	if (c->in)
-		evbuffer_free(c->in);
-	if (c->out)
-		evbuffer_free(c->out);
-	close(c->fd);
+	conn_advance(arg);
 }
 
-void
-conn_accept(struct proxy *px, const struct proxy_listener *ls, int fd,
-            const struct sockaddr *sa, int salen, int refuse)
+static void
+conn_x_drained(void *arg)
 {
+	conn_write_done(arg);
+}
+
+static void
+conn_x_eof(void *arg, int error)
+{
+	if (error)
+		conn_free(arg);
+	else
+		conn_event_eof(arg);
+}
+
+static const struct xport_cbs conn_x_cbs = {
+    conn_x_readable,
+    conn_x_drained,
+    conn_x_eof,
+};
+
+void
+conn_accept(struct conn_ctx *ctx, const struct conn_listener *ls, int fd,
+            const struct sockaddr *sa, int salen)
+{
+	const struct config *cfg = ctx->gen->cfg;
+	int refuse = ctx->nconns >= cfg->max_connections;
 	struct conn *c;
 	int one = 1;
 
-	if (refuse && px->nrefusing >= CONN_REFUSING_MAX) {
+	if (refuse && ctx->nrefusing >= CONN_REFUSING_MAX) {
 		close(fd);
 		return;
 	}
 	c = xcalloc(1, sizeof(*c));
-	c->px = px;
+	c->ctx = ctx;
 	c->ls = ls;
-	c->fd = fd;
 	conn_peer_name(c, sa);
 	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	upstream_fd_reused(px->up, fd);
-	/* Bounds what a client can queue while its response is in flight. */
-	c->in_max = px->cfg->max_head_bytes + CONN_IN_HOLD;
-	c->in = evbuffer_new();
-	c->out = evbuffer_new();
-	c->ev_read =
-	    event_new(px->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
-	c->ev_write =
-	    event_new(px->base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
-	c->timer = evtimer_new(px->base, conn_timer_cb, c);
-	if (c->in == NULL || c->out == NULL || c->ev_read == NULL ||
-	    c->ev_write == NULL || c->timer == NULL) {
+	c->x = xport_sock_new(ctx->base, fd, &conn_x_cbs, c);
+	c->timer = evtimer_new(ctx->base, conn_timer_cb, c);
+	if (c->x == NULL || c->timer == NULL) {
 		log_error("cannot set up a connection from %s", c->peer);
-		conn_transport_free(c);
+		xport_free(c->x);
+		if (c->timer)
+			event_free(c->timer);
 		free(c);
 		return;
 	}
+	/* Bounds what a client can queue while its response is in flight. */
+	xport_set_in_max(c->x, cfg->max_head_bytes + CONN_IN_HOLD);
 	conn_read_update(c);
-	c->next = px->conns;
-	if (px->conns)
-		px->conns->prev = c;
-	px->conns = c;
+	c->next = ctx->conns;
+	if (ctx->conns)
+		ctx->conns->prev = c;
+	ctx->conns = c;
+	ctx->metrics->open_conns++;
 	if (refuse) {
 		struct buf b;
 
-		px->nrefusing++;
-		px->stats.refused++;
+		ctx->nrefusing++;
+		ctx->metrics->refused++;
 		log_warn("refusing connection from %s: max_connections (%zu) "
 		         "reached",
-		         c->peer, px->cfg->max_connections);
+		         c->peer, cfg->max_connections);
 		buf_init(&b);
 		buf_appendf(&b,
 		            "the proxy already has max_connections (%zu) "
 		            "client connections",
-		            px->cfg->max_connections);
+		            cfg->max_connections);
 		conn_error(c, 503, "connection_limit_reached",
 		           "too_many_connections", b.data, 1);
 		buf_free(&b);
 		return;
 	}
 	c->counted = 1;
-	px->nconns++;
-	px->stats.accepted++;
+	ctx->nconns++;
+	ctx->metrics->accepted++;
 	c->state = CONN_HEAD;
-	conn_timer(c, px->cfg->idle_timeout_ms);
+	conn_timer(c, cfg->idle_timeout_ms);
 }
 
 static void
 conn_free(struct conn *c)
 {
-	struct proxy *px = c->px;
+	struct conn_ctx *ctx = c->ctx;
 
 	conn_abandon(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		px->conns = c->next;
+		ctx->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	if (c->counted)
-		px->nconns--;
+		ctx->nconns--;
 	else
-		px->nrefusing--;
-	conn_transport_free(c);
+		ctx->nrefusing--;
+	ctx->metrics->open_conns--;
+	xport_free(c->x);
+	event_free(c->timer);
 	free(c);
-	proxy_conn_gone(px);
+	if (ctx->gone)
+		ctx->gone(ctx->gone_arg);
 }
 
 void
-conn_drain_all(struct proxy *px)
+conn_drain_all(struct conn_ctx *ctx)
 {
 	struct conn *c, *next;
 
-	for (c = px->conns; c != NULL; c = next) {
+	for (c = ctx->conns; c != NULL; c = next) {
 		next = c->next;
 		if (c->state == CONN_HEAD && c->ex == NULL) {
 			if (evbuffer_get_length(conn_out(c)) == 0)
@@ -1867,11 +1235,11 @@ conn_drain_all(struct proxy *px)
 }
 
 void
-conn_free_all(struct proxy *px)
+conn_free_all(struct conn_ctx *ctx)
 {
-	while (px->conns != NULL) {
-		if (px->conns->ex != NULL)
-			px->conns->ex->error = "proxy_shutdown";
-		conn_free(px->conns);
+	while (ctx->conns != NULL) {
+		if (ctx->conns->ex != NULL)
+			ctx->conns->ex->error = "proxy_shutdown";
+		conn_free(ctx->conns);
 	}
 }

@@ -1577,3 +1577,43 @@ http1_write_chunk(struct buf *out, const void *data, size_t len)
 	buf_append(out, data, len);
 	buf_append(out, "\r\n", 2);
 }
+
+int
+http1_is_hop_by_hop(const char *n, size_t len)
+{
+	/* By length first: almost every field is rejected there. */
+	switch (len) {
+	case 2:
+		return util_strncaseeq(n, "TE", 2);
+	case 7:
+		return util_strncaseeq(n, "Trailer", 7) ||
+		       util_strncaseeq(n, "Upgrade", 7);
+	case 10:
+		return util_strncaseeq(n, "Connection", 10) ||
+		       util_strncaseeq(n, "Keep-Alive", 10);
+	case 16:
+		return util_strncaseeq(n, "Proxy-Connection", 16);
+	case 17:
+		return util_strncaseeq(n, "Transfer-Encoding", 17);
+	default:
+		return 0;
+	}
+}
+
+int
+http1_list_has(const char *v, size_t vlen, const char *name, size_t len)
+{
+	const char *p = v, *end = v + vlen, *t;
+
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		t = p;
+		while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+			p++;
+		if ((size_t)(p - t) == len && len > 0 &&
+		    util_strncaseeq(t, name, len))
+			return 1;
+	}
+	return 0;
+}

@@ -174,6 +174,14 @@ int http1_parse_request(const char *buf, size_t len,
  * is; the caller keeps fields and body consistent. */
 void http1_write_request(const struct http_request *req, struct buf *out);
 
+/* The fixed hop-by-hop set (RFC 9110 §7.6.1): Connection, Keep-Alive,
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade. name is len
+ * bytes, compared without case. */
+int http1_is_hop_by_hop(const char *name, size_t len);
+/* Is name (len bytes) one of the comma-separated tokens in the field value
+ * v (vlen bytes), as Connection lists options? */
+int http1_list_has(const char *v, size_t vlen, const char *name, size_t len);
+
 /* RFC 9110 token character (tchar). */
 int http1_is_tchar(unsigned char c);
 

@@ -1592,8 +1592,11 @@ httpsig_sign(const struct httpsig_profile *p, const struct key *k,
 	                       b.len - mstart, &base, err) == -1)
 		goto out;
 
-	crypto_sign_detached(sig, NULL, (const unsigned char *)base.data,
-	                     base.len, k->sk);
+	if (key_sign(k, (const unsigned char *)base.data, base.len, sig) ==
+	    -1) {
+		err_set(err, "the key could not sign");
+		goto out;
+	}
 
 	http_fields_set(&req->fields, "Signature-Input", b.data);
 	buf_reset(&b);

@@ -1,5 +1,5 @@
 /*
- * proxy: `aauth-proxy run` — load config, key and tokens, bind the
+ * proxy: the daemon — load the generation (config and key), bind the
  * listeners, run the one libevent loop, and on SIGTERM/SIGINT stop
  * accepting, let in-flight requests finish (bounded), wipe the key, exit.
  */
@@ -20,9 +20,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "accesslog.h"
 #include "conn.h"
+#include "gen.h"
 #include "log.h"
+#include "metrics.h"
+#include "token.h"
+#include "upstream.h"
 #include "util.h"
 #include "version.h"
 
@@ -32,39 +36,30 @@
 #define PROXY_ACCEPT_RETRY_MS 500
 #define PROXY_BACKLOG         511
 
+struct proxy_listener {
+	struct conn_listener info; /* what connections see */
+	struct proxy *px;
+	struct evconnlistener *lev;
+	char *unix_path; /* unlinked on exit */
+	struct proxy_listener *next;
+};
+
+struct proxy {
+	struct conn_ctx ctx; /* event base, generation, shared services */
+	struct metrics metrics;
+	struct proxy_listener *listeners;
+	struct event *ev_sigterm, *ev_sigint, *ev_sighup;
+	struct event *ev_drain, *ev_accept_retry;
+};
+
+/* A connection was freed: the drain ends with the last one. */
 static void
-proxy_usage(FILE *out)
+proxy_conn_gone(void *arg)
 {
-	fprintf(out,
-	        "usage: aauth-proxy run -c FILE [--listen ADDR]... "
-	        "[--log-level LEVEL]\n\n"
-	        "  -c, --config FILE   configuration file (JSON)\n"
-	        "  --listen ADDR       HOST:PORT, [IPv6]:PORT or unix:/path; "
-	        "replaces the\n"
-	        "                      config's listen list (repeatable, "
-	        "loopback only)\n"
-	        "  --log-level LEVEL   error, warn, info or debug\n");
-}
+	struct proxy *px = arg;
 
-void
-proxy_access_log(struct proxy *px, const char *line, size_t len)
-{
-	if (px->access_log_off)
-		return;
-	if (px->access_log == NULL) {
-		log_json_write(line, len);
-		return;
-	}
-	/* One write per line, so lines from a crash are whole. */
-	fwrite(line, 1, len, px->access_log);
-	fflush(px->access_log);
-}
-
-void
-proxy_conn_gone(struct proxy *px)
-{
-	if (px->draining && px->conns == NULL)
-		event_base_loopexit(px->base, NULL);
+	if (px->ctx.draining && px->ctx.conns == NULL)
+		event_base_loopexit(px->ctx.base, NULL);
 }
 
 /* --- listeners ------------------------------------------------------------ */
@@ -76,12 +71,13 @@ proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	struct proxy_listener *ls = arg;
 	struct proxy *px = ls->px;
 
-	if (px->draining) {
+	if (px->ctx.draining) {
 		close(fd);
 		return;
 	}
-	conn_accept(px, ls, fd, sa, salen,
-	            px->nconns >= px->cfg->max_connections);
+	/* A descriptor number curl may still have an event for. */
+	upstream_fd_reused(px->ctx.up, fd);
+	conn_accept(&px->ctx, &ls->info, fd, sa, salen);
 }
 
 static void
@@ -90,7 +86,7 @@ proxy_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 	struct proxy *px = arg;
 	struct proxy_listener *ls;
 
-	if (px->draining)
+	if (px->ctx.draining)
 		return;
 	for (ls = px->listeners; ls; ls = ls->next)
 		if (ls->lev)
@@ -106,7 +102,7 @@ proxy_accept_error_cb(struct evconnlistener *l, void *arg)
 	struct timeval tv = {0, PROXY_ACCEPT_RETRY_MS * 1000};
 	struct proxy_listener *it;
 
-	log_warn("accept on %s: %s", ls->name, strerror(e));
+	log_warn("accept on %s: %s", ls->info.name, strerror(e));
 	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
 		return;
 	/* Out of descriptors: accepting again at once would spin. */
@@ -217,7 +213,7 @@ proxy_listen_tcp(struct proxy *px, const char *addr, char *err)
 			return -1;
 		}
 		lev = evconnlistener_new_bind(
-		    px->base, proxy_accept_cb, NULL,
+		    px->ctx.base, proxy_accept_cb, NULL,
 		    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
 		        LEV_OPT_CLOSE_ON_EXEC,
 		    PROXY_BACKLOG, ai->ai_addr, (int)ai->ai_addrlen);
@@ -235,8 +231,8 @@ proxy_listen_tcp(struct proxy *px, const char *addr, char *err)
 		evconnlistener_set_cb(lev, proxy_accept_cb, ls);
 		evconnlistener_set_error_cb(lev, proxy_accept_error_cb);
 		proxy_sockname(evconnlistener_get_fd(lev), a, sizeof(a));
-		snprintf(ls->name, sizeof(ls->name), "%s", a);
-		log_info("listening on %s", ls->name);
+		snprintf(ls->info.name, sizeof(ls->info.name), "%s", a);
+		log_info("listening on %s", ls->info.name);
 		bound++;
 	}
 	freeaddrinfo(res);
@@ -309,7 +305,7 @@ proxy_listen_unix(struct proxy *px, const char *addr, char *err)
 		goto fail;
 	}
 	umask(old);
-	if (chmod(path, (mode_t)px->cfg->unix_mode) == -1) {
+	if (chmod(path, (mode_t)px->ctx.gen->cfg->unix_mode) == -1) {
 		err_set(err, "listen '%s': chmod: %s", addr, strerror(errno));
 		unlink(path);
 		goto fail;
@@ -320,19 +316,19 @@ proxy_listen_unix(struct proxy *px, const char *addr, char *err)
 		goto fail;
 	}
 	ls = proxy_listener_add(px);
-	ls->unix_sock = 1;
+	ls->info.unix_sock = 1;
 	ls->unix_path = xstrdup(path);
-	snprintf(ls->name, sizeof(ls->name), "unix:%s", path);
+	snprintf(ls->info.name, sizeof(ls->info.name), "unix:%s", path);
 	/* backlog 0: listen() was called above. */
 	ls->lev = evconnlistener_new(
-	    px->base, proxy_accept_cb, ls,
+	    px->ctx.base, proxy_accept_cb, ls,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (ls->lev == NULL) {
 		err_set(err, "listen '%s': cannot watch the socket", addr);
 		goto fail;
 	}
 	evconnlistener_set_error_cb(ls->lev, proxy_accept_error_cb);
-	log_info("listening on %s", ls->name);
+	log_info("listening on %s", ls->info.name);
 	return 0;
 fail:
 	close(fd);
@@ -366,8 +362,9 @@ proxy_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy *px = arg;
 
-	log_warn("drain period over; closing %zu connection(s)", px->nconns);
-	event_base_loopexit(px->base, NULL);
+	log_warn("drain period over; closing %zu connection(s)",
+	         px->ctx.nconns);
+	event_base_loopexit(px->ctx.base, NULL);
 }
 
 static void
@@ -379,21 +376,22 @@ proxy_signal_cb(evutil_socket_t sig, short what, void *arg)
 	if (sig == SIGHUP) {
 		log_warn("SIGHUP: configuration reload is not supported yet; "
 		         "still running with %s",
-		         px->cfg->path ? px->cfg->path : "the old config");
+		         px->ctx.gen->cfg->path ? px->ctx.gen->cfg->path
+		                                : "the old config");
 		return;
 	}
-	if (px->draining) {
+	if (px->ctx.draining) {
 		log_warn("second signal: exiting now");
-		event_base_loopexit(px->base, NULL);
+		event_base_loopexit(px->ctx.base, NULL);
 		return;
 	}
-	px->draining = 1;
+	px->ctx.draining = 1;
 	log_info("%s: no longer accepting; %zu connection(s) open",
-	         sig == SIGTERM ? "SIGTERM" : "SIGINT", px->nconns);
+	         sig == SIGTERM ? "SIGTERM" : "SIGINT", px->ctx.nconns);
 	proxy_listeners_close(px);
-	conn_drain_all(px);
-	if (px->conns == NULL) {
-		event_base_loopexit(px->base, NULL);
+	conn_drain_all(&px->ctx);
+	if (px->ctx.conns == NULL) {
+		event_base_loopexit(px->ctx.base, NULL);
 		return;
 	}
 	evtimer_add(px->ev_drain, &tv);
@@ -407,16 +405,15 @@ proxy_free(struct proxy *px)
 {
 	struct proxy_listener *ls, *next;
 
-	conn_free_all(px);
+	conn_free_all(&px->ctx);
 	proxy_listeners_close(px);
 	for (ls = px->listeners; ls; ls = next) {
 		next = ls->next;
 		free(ls);
 	}
-	upstream_free(px->up);
-	if (px->tokens)
-		token_store_free(px->tokens);
-	key_free(&px->key);
+	upstream_free(px->ctx.up);
+	token_store_free(px->ctx.tokens);
+	accesslog_close(px->ctx.alog);
 	if (px->ev_sigterm)
 		event_free(px->ev_sigterm);
 	if (px->ev_sigint)
@@ -427,33 +424,9 @@ proxy_free(struct proxy *px)
 		event_free(px->ev_drain);
 	if (px->ev_accept_retry)
 		event_free(px->ev_accept_retry);
-	if (px->ev_token_forget)
-		event_free(px->ev_token_forget);
-	if (px->base)
-		event_base_free(px->base);
-	buf_free(&px->scratch);
-	free(px->token_memo);
-	if (px->access_log)
-		fclose(px->access_log);
-}
-
-static int
-proxy_open_access_log(struct proxy *px, char *err)
-{
-	const char *a = px->cfg->access_log;
-
-	if (a == NULL || strcmp(a, "stderr") == 0)
-		return 0;
-	if (strcmp(a, "off") == 0) {
-		px->access_log_off = 1;
-		return 0;
-	}
-	px->access_log = fopen(a, "ae");
-	if (px->access_log == NULL) {
-		err_set(err, "access log %s: %s", a, strerror(errno));
-		return -1;
-	}
-	return 0;
+	if (px->ctx.base)
+		event_base_free(px->ctx.base);
+	gen_unref(px->ctx.gen);
 }
 
 static int
@@ -461,31 +434,28 @@ proxy_start(struct proxy *px, char **listen, size_t nlisten, char *err)
 {
 	size_t i;
 
-	if (key_load(&px->key, px->cfg->key_file, err) == -1)
+	px->ctx.metrics = &px->metrics;
+	px->ctx.gone = proxy_conn_gone;
+	px->ctx.gone_arg = px;
+	px->ctx.alog = accesslog_open(px->ctx.gen->cfg->access_log, err);
+	if (px->ctx.alog == NULL)
 		return -1;
-	key_set_kid(&px->key, px->cfg->kid);
-	if (proxy_open_access_log(px, err) == -1)
-		return -1;
-	px->token_memo =
-	    xcalloc(px->cfg->nresources + 1, sizeof(*px->token_memo));
-	px->tokens = token_store_new(px->cfg);
-	if (px->tokens == NULL) {
-		err_set(err, "cannot create the token store");
-		return -1;
-	}
-	px->base = event_base_new();
-	if (px->base == NULL) {
+	px->ctx.base = event_base_new();
+	if (px->ctx.base == NULL) {
 		err_set(err, "cannot create the event loop");
 		return -1;
 	}
-	px->up = upstream_new(px->base, px->cfg, err);
-	if (px->up == NULL)
+	px->ctx.tokens = token_store_new(px->ctx.base);
+	px->ctx.up = upstream_new(px->ctx.base, err);
+	if (px->ctx.up == NULL)
 		return -1;
-	px->ev_sigterm = evsignal_new(px->base, SIGTERM, proxy_signal_cb, px);
-	px->ev_sigint = evsignal_new(px->base, SIGINT, proxy_signal_cb, px);
-	px->ev_sighup = evsignal_new(px->base, SIGHUP, proxy_signal_cb, px);
-	px->ev_drain = evtimer_new(px->base, proxy_drain_timeout_cb, px);
-	px->ev_accept_retry = evtimer_new(px->base, proxy_accept_retry_cb, px);
+	px->ev_sigterm =
+	    evsignal_new(px->ctx.base, SIGTERM, proxy_signal_cb, px);
+	px->ev_sigint = evsignal_new(px->ctx.base, SIGINT, proxy_signal_cb, px);
+	px->ev_sighup = evsignal_new(px->ctx.base, SIGHUP, proxy_signal_cb, px);
+	px->ev_drain = evtimer_new(px->ctx.base, proxy_drain_timeout_cb, px);
+	px->ev_accept_retry =
+	    evtimer_new(px->ctx.base, proxy_accept_retry_cb, px);
 	if (!px->ev_sigterm || !px->ev_sigint || !px->ev_sighup ||
 	    !px->ev_drain || !px->ev_accept_retry) {
 		err_set(err, "cannot create events");
@@ -505,108 +475,48 @@ proxy_start(struct proxy *px, char **listen, size_t nlisten, char *err)
 }
 
 int
-cli_run(int argc, char **argv)
+proxy_run(struct config *cfg, char **listen, size_t nlisten)
 {
-	const char *cfgpath = NULL, *level = NULL;
-	char **listen = NULL, err[ERR_MAX];
-	size_t nlisten = 0;
-	struct config *cfg;
 	struct proxy px;
-	enum log_level lv;
-	int i, rc = 1;
+	const struct key *k;
+	char err[ERR_MAX];
+	int rc = 1;
 
-	listen = xcalloc((size_t)argc + 1, sizeof(char *));
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			proxy_usage(stdout);
-			free(listen);
-			return 0;
-		}
-		if (i + 1 >= argc &&
-		    (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0 ||
-		     strcmp(a, "--listen") == 0 ||
-		     strcmp(a, "--log-level") == 0)) {
-			fprintf(stderr, "aauth-proxy run: %s needs a value\n",
-			        a);
-			free(listen);
-			return 2;
-		}
-		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0)
-			cfgpath = argv[++i];
-		else if (strncmp(a, "--config=", 9) == 0)
-			cfgpath = a + 9;
-		else if (strcmp(a, "--listen") == 0)
-			listen[nlisten++] = argv[++i];
-		else if (strncmp(a, "--listen=", 9) == 0)
-			listen[nlisten++] = (char *)a + 9;
-		else if (strcmp(a, "--log-level") == 0)
-			level = argv[++i];
-		else if (strncmp(a, "--log-level=", 12) == 0)
-			level = a + 12;
-		else {
-			fprintf(stderr,
-			        "aauth-proxy run: unknown option '%s'\n\n", a);
-			proxy_usage(stderr);
-			free(listen);
-			return 2;
-		}
-	}
-	if (cfgpath == NULL) {
-		fprintf(stderr, "aauth-proxy run: -c FILE is required\n\n");
-		proxy_usage(stderr);
-		free(listen);
-		return 2;
-	}
-	if (level != NULL && log_level_parse(level, &lv) == -1) {
-		fprintf(stderr,
-		        "aauth-proxy run: --log-level '%s': expected error, "
-		        "warn, info or debug\n",
-		        level);
-		free(listen);
-		return 2;
-	}
-	cfg = config_load(cfgpath, err);
-	if (cfg == NULL) {
-		fprintf(stderr, "aauth-proxy: %s\n", err);
-		free(listen);
-		return 1;
-	}
-	log_init(level ? lv : cfg->log_level, stderr);
 	/* A client that goes away must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("libcurl failed to initialise");
 		config_free(cfg);
-		free(listen);
 		return 1;
 	}
-
 	memset(&px, 0, sizeof(px));
-	px.cfg = cfg;
 	if (nlisten == 0) {
-		for (i = 0; (size_t)i < cfg->nlisten; i++)
-			listen[nlisten++] = cfg->listen[i];
+		listen = cfg->listen;
+		nlisten = cfg->nlisten;
+	}
+	px.ctx.gen = gen_new(cfg, err);
+	if (px.ctx.gen == NULL) {
+		log_error("%s", err);
+		goto done;
 	}
 	if (proxy_start(&px, listen, nlisten, err) == -1) {
 		log_error("%s", err);
 		goto done;
 	}
+	k = &px.ctx.gen->key;
 	log_info("aauth-proxy %s running: key %s (kid %s), %zu resource(s), "
 	         "%zu rule(s), default %s",
-	         AAUTH_VERSION, px.key.thumbprint, px.key.kid, cfg->nresources,
-	         cfg->nrules, config_action_name(cfg->default_action));
-	event_base_dispatch(px.base);
+	         AAUTH_VERSION, k->thumbprint, k->kid,
+	         px.ctx.gen->cfg->nresources, px.ctx.gen->cfg->nrules,
+	         config_action_name(px.ctx.gen->cfg->default_action));
+	event_base_dispatch(px.ctx.base);
 	log_info("stopped: %llu request(s), %llu signed, %llu connection(s)",
-	         (unsigned long long)px.stats.requests,
-	         (unsigned long long)px.stats.signed_requests,
-	         (unsigned long long)px.stats.accepted);
+	         (unsigned long long)px.metrics.requests,
+	         (unsigned long long)px.metrics.signed_requests,
+	         (unsigned long long)px.metrics.accepted);
 	rc = 0;
 done:
 	proxy_free(&px);
-	config_free(cfg);
 	curl_global_cleanup();
-	free(listen);
 	return rc;
 }

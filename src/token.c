@@ -8,6 +8,7 @@
 #include "token.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,8 @@
 #define TOKEN_MAX_BYTES (64 * 1024)
 
 struct token_entry {
-	const struct config_resource *res;
+	char *name;        /* the resource's */
+	char *path;        /* the token file it was last read from */
 	char *value;       /* in sodium_malloc memory, wiped on replace */
 	size_t value_size; /* allocation size for sodium_free */
 	dev_t dev;
@@ -28,23 +30,39 @@ struct token_entry {
 	struct timespec mtim;
 	int loaded;
 	int warned_mode;
+	/* Checked in the current batch of event callbacks (see token_get):
+	 * the hash of value, valid while memo is set. */
+	int memo;
+	char hash[13];
 };
 
 struct token_store {
 	struct token_entry *v;
-	size_t n;
+	size_t n, cap;
+	struct event_base *base;
+	struct event *ev_forget; /* clears every memo after the batch */
+	int memos;               /* ev_forget is active */
 };
 
-struct token_store *
-token_store_new(const struct config *c)
+static void
+token_forget_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct token_store *ts = xcalloc(1, sizeof(*ts));
+	struct token_store *ts = arg;
 	size_t i;
 
-	ts->v = xcalloc(c->nresources ? c->nresources : 1, sizeof(*ts->v));
-	ts->n = c->nresources;
-	for (i = 0; i < c->nresources; i++)
-		ts->v[i].res = &c->resources[i];
+	for (i = 0; i < ts->n; i++)
+		ts->v[i].memo = 0;
+	ts->memos = 0;
+}
+
+struct token_store *
+token_store_new(struct event_base *base)
+{
+	struct token_store *ts = xcalloc(1, sizeof(*ts));
+
+	ts->base = base;
+	if (base != NULL)
+		ts->ev_forget = event_new(base, -1, 0, token_forget_cb, ts);
 	return ts;
 }
 
@@ -56,6 +74,7 @@ token_entry_clear(struct token_entry *e)
 	e->value = NULL;
 	e->value_size = 0;
 	e->loaded = 0;
+	e->memo = 0;
 }
 
 void
@@ -65,21 +84,45 @@ token_store_free(struct token_store *ts)
 
 	if (ts == NULL)
 		return;
-	for (i = 0; i < ts->n; i++)
+	for (i = 0; i < ts->n; i++) {
 		token_entry_clear(&ts->v[i]);
+		free(ts->v[i].name);
+		free(ts->v[i].path);
+	}
+	if (ts->ev_forget)
+		event_free(ts->ev_forget);
 	free(ts->v);
 	free(ts);
 }
 
+/* The resource's entry, made on first use; a new token file path (a
+ * reload that changed it) starts from nothing. */
 static struct token_entry *
 token_find(struct token_store *ts, const struct config_resource *r)
 {
+	struct token_entry *e;
 	size_t i;
 
 	for (i = 0; i < ts->n; i++)
-		if (ts->v[i].res == r)
-			return &ts->v[i];
-	return NULL;
+		if (strcmp(ts->v[i].name, r->name) == 0)
+			break;
+	if (i == ts->n) {
+		if (ts->n == ts->cap) {
+			ts->cap = ts->cap ? ts->cap * 2 : 8;
+			ts->v = xrealloc(ts->v, ts->cap * sizeof(*ts->v));
+		}
+		e = &ts->v[ts->n++];
+		memset(e, 0, sizeof(*e));
+		e->name = xstrdup(r->name);
+	}
+	e = &ts->v[i];
+	if (e->path == NULL || strcmp(e->path, r->token_file) != 0) {
+		token_entry_clear(e);
+		free(e->path);
+		e->path = xstrdup(r->token_file);
+		e->warned_mode = 0;
+	}
+	return e;
 }
 
 static int
@@ -94,7 +137,7 @@ token_same_file(const struct token_entry *e, const struct stat *st)
 static int
 token_reload(struct token_entry *e, const struct stat *st, char *err)
 {
-	const char *path = e->res->token_file;
+	const char *path = e->path;
 	struct buf b;
 	size_t start = 0, end, i;
 
@@ -148,10 +191,9 @@ token_reload(struct token_entry *e, const struct stat *st, char *err)
 	}
 	sodium_memzero(b.data, b.len);
 	buf_free(&b);
-	char hash[13];
-	log_token_hash(e->value, hash);
-	log_info("resource %s: token loaded from %s (sha256 %s)", e->res->name,
-	         path, hash);
+	log_token_hash(e->value, e->hash);
+	log_info("resource %s: token loaded from %s (sha256 %s)", e->name, path,
+	         e->hash);
 	return 0;
 fail:
 	if (b.data != NULL)
@@ -160,15 +202,20 @@ fail:
 	return -1;
 }
 
+/* Each call checks the token file (a stat). The requests of one batch of
+ * event callbacks — the same instant as far as the proxy can tell — share
+ * one check: the memo is cleared by an event activated here, which
+ * libevent runs after the callbacks already queued in this iteration. */
 const char *
-token_get(struct token_store *ts, const struct config_resource *r, char *err)
+token_get(struct token_store *ts, const struct config_resource *r,
+          char hash[13], char *err)
 {
 	struct token_entry *e = token_find(ts, r);
 	struct stat st;
 
-	if (e == NULL) {
-		err_set(err, "resource %s has no token source", r->name);
-		return NULL;
+	if (e->memo && e->value != NULL) {
+		memcpy(hash, e->hash, 13);
+		return e->value;
 	}
 	if (stat(r->token_file, &st) == -1) {
 		/* A file that went away means the token was withdrawn:
@@ -187,6 +234,14 @@ token_get(struct token_store *ts, const struct config_resource *r, char *err)
 	if (!token_same_file(e, &st) && token_reload(e, &st, err) == -1) {
 		token_entry_clear(e);
 		return NULL;
+	}
+	memcpy(hash, e->hash, 13);
+	if (ts->ev_forget != NULL) {
+		e->memo = 1;
+		if (!ts->memos) {
+			event_active(ts->ev_forget, EV_TIMEOUT, 1);
+			ts->memos = 1;
+		}
 	}
 	return e->value;
 }

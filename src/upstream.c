@@ -52,7 +52,6 @@ struct upstream_field_at {
 
 struct upstream {
 	struct event_base *base;
-	const struct config *cfg;
 	CURLM *multi;
 	CURLSH *share;
 	struct event *timer;
@@ -60,8 +59,7 @@ struct upstream {
 	struct upstream_req *pool; /* idle requests, linked by next */
 	size_t npool;
 	size_t active;
-	size_t peak;         /* most transfers at once since the last trim */
-	long low_speed_time; /* seconds, from upstream_idle_timeout_ms */
+	size_t peak; /* most transfers at once since the last trim */
 	struct upstream_sock **socks; /* by descriptor */
 	size_t nsocks;
 };
@@ -76,6 +74,7 @@ struct upstream {
  * answers live in the multi and the share, not in the handle). */
 struct upstream_req {
 	struct upstream *u;
+	const struct config *cfg;  /* of the exchange's generation */
 	CURL *easy;                /* NULL while in the pool */
 	struct upstream_req *next; /* in the idle pool */
 	struct upstream_cbs cbs;
@@ -554,11 +553,11 @@ upstream_header_cb(char *p, size_t size, size_t nitems, void *arg)
 		 * a body that never ends in a blank line keeps the transfer
 		 * alive past any idle timeout: bound them like a head. */
 		r->trailer_bytes += len;
-		if (r->trailer_bytes > r->u->cfg->max_head_bytes) {
+		if (r->trailer_bytes > r->cfg->max_head_bytes) {
 			snprintf(r->bad, sizeof(r->bad),
 			         "the upstream's trailer section exceeds "
 			         "limits.max_header_bytes (%zu bytes)",
-			         r->u->cfg->max_head_bytes);
+			         r->cfg->max_head_bytes);
 			r->bad_error = "http_response_trailer_section_size";
 			return 0;
 		}
@@ -640,7 +639,10 @@ static CURL *
 upstream_easy_new(struct upstream_req *r)
 {
 	const struct upstream *u = r->u;
-	const struct config *c = u->cfg;
+	const struct config *c = r->cfg;
+	/* libcurl measures the idle limit in whole seconds. */
+	long low_speed_time =
+	    (long)((c->upstream_idle_timeout_ms + 999) / 1000);
 	CURL *e;
 
 	if ((e = curl_easy_init()) == NULL)
@@ -665,9 +667,9 @@ upstream_easy_new(struct upstream_req *r)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
 	                 (long)c->upstream_connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->upstream_timeout_ms);
-	if (u->low_speed_time > 0) {
+	if (low_speed_time > 0) {
 		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, u->low_speed_time);
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, low_speed_time);
 	}
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, upstream_opensocket_cb);
@@ -965,6 +967,7 @@ upstream_start(struct upstream *u, const struct upstream_spec *s,
 		buf_init(&r->hbuf);
 		buf_init(&r->head);
 	}
+	r->cfg = s->cfg;
 	if ((e = r->easy = upstream_easy_new(r)) == NULL) {
 		upstream_req_destroy(r);
 		err_set(err, "curl_easy_init failed");
@@ -1060,13 +1063,11 @@ upstream_fd_reused(struct upstream *u, int fd)
 }
 
 struct upstream *
-upstream_new(struct event_base *base, const struct config *c, char *err)
+upstream_new(struct event_base *base, char *err)
 {
 	struct upstream *u = xcalloc(1, sizeof(*u));
 
 	u->base = base;
-	u->cfg = c;
-	u->low_speed_time = (long)((c->upstream_idle_timeout_ms + 999) / 1000);
 	u->timer = evtimer_new(base, upstream_timer_cb, u);
 	u->trim_timer = evtimer_new(base, upstream_trim_cb, u);
 	u->multi = curl_multi_init();

@@ -31,6 +31,9 @@ struct upstream_spec {
 	size_t body_len;
 	int has_body;      /* the request carries a body (maybe empty) */
 	int check_private; /* refuse private/loopback/link-local addresses */
+	/* Timeouts, trust store and limits: the generation the exchange
+	 * started with (valid until done or cancel). */
+	const struct config *cfg;
 };
 
 /* How an exchange ended. */
@@ -83,8 +86,7 @@ struct upstream_cbs {
 	void (*done)(void *arg, const struct upstream_result *r);
 };
 
-struct upstream *upstream_new(struct event_base *base, const struct config *c,
-                              char *err);
+struct upstream *upstream_new(struct event_base *base, char *err);
 void upstream_free(struct upstream *u);
 
 /* Start an exchange; NULL with err when curl refuses the request. */

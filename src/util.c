@@ -265,11 +265,18 @@ util_strncaseeq(const char *a, const char *b, size_t n)
 {
 	size_t i;
 
+	/* ASCII only, without the locale: names and hosts are ASCII, and
+	 * this runs for every header field of every request. */
 	for (i = 0; i < n; i++) {
-		if (tolower((unsigned char)a[i]) !=
-		    tolower((unsigned char)b[i]))
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+
+		if ((unsigned)(x - 'A') < 26u)
+			x += 32;
+		if ((unsigned)(y - 'A') < 26u)
+			y += 32;
+		if (x != y)
 			return 0;
-		if (a[i] == '\0')
+		if (x == '\0')
 			return 1;
 	}
 	return 1;

@@ -229,7 +229,7 @@ static void
 test_token(void)
 {
 	char dir[] = "/tmp/aauth-test-XXXXXX", path[256], tmp[256],
-	     err[ERR_MAX];
+	     err[ERR_MAX], hash[13];
 	struct buf json;
 	struct config *c;
 	struct token_store *ts;
@@ -250,39 +250,54 @@ test_token(void)
 	CHECK(c != NULL);
 	if (c == NULL)
 		return;
-	ts = token_store_new(c);
+	ts = token_store_new(NULL);
 
-	t = token_get(ts, &c->resources[0], err);
+	t = token_get(ts, &c->resources[0], hash, err);
 	CHECK(t == NULL && strstr(err, "No such file") != NULL);
 
 	write_file(path, "  tok-one\n", 0600);
-	t = token_get(ts, &c->resources[0], err);
+	t = token_get(ts, &c->resources[0], hash, err);
 	CHECK_STREQ(t, "tok-one");
 
 	/* Replaced by rename: a new inode is noticed at once. */
 	write_file(tmp, "tok-two", 0600);
 	CHECK(rename(tmp, path) == 0);
-	t = token_get(ts, &c->resources[0], err);
+	t = token_get(ts, &c->resources[0], hash, err);
 	CHECK_STREQ(t, "tok-two");
 
 	/* Rewritten in place with a different size. */
 	write_file(path, "tok-three-longer\n", 0600);
-	t = token_get(ts, &c->resources[0], err);
+	t = token_get(ts, &c->resources[0], hash, err);
 	CHECK_STREQ(t, "tok-three-longer");
 
 	write_file(path, "\n \n", 0600);
-	t = token_get(ts, &c->resources[0], err);
+	t = token_get(ts, &c->resources[0], hash, err);
 	CHECK(t == NULL && strstr(err, "empty") != NULL);
 
 	/* A CR/LF inside would let a token file inject a header. */
 	write_file(path, "abc\r\nX-Evil: 1", 0600);
-	t = token_get(ts, &c->resources[0], err);
+	t = token_get(ts, &c->resources[0], hash, err);
 	CHECK(t == NULL && strstr(err, "not allowed") != NULL);
 
 	write_file(path, "tok-four", 0600);
-	CHECK_STREQ(token_get(ts, &c->resources[0], err), "tok-four");
+	CHECK_STREQ(token_get(ts, &c->resources[0], hash, err), "tok-four");
+	/* The short hash for logs: 12 base64url characters of SHA-256. */
+	CHECK(strlen(hash) == 12);
+	CHECK(strstr(hash, "tok") == NULL);
+	/* A new generation of the config (a reload) with the same resource
+	 * finds the same entry: keyed by name, not by pointer. */
+	{
+		struct config *c2 = config_parse(json.data, "t2.json", err);
+
+		CHECK(c2 != NULL);
+		if (c2 != NULL) {
+			CHECK_STREQ(token_get(ts, &c2->resources[0], hash, err),
+			            "tok-four");
+			config_free(c2);
+		}
+	}
 	unlink(path);
-	t = token_get(ts, &c->resources[0], err);
+	t = token_get(ts, &c->resources[0], hash, err);
 	CHECK(t == NULL);
 
 	token_store_free(ts);
