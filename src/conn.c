@@ -24,6 +24,7 @@
 #include "accesslog.h"
 #include "gen.h"
 #include "http1.h"
+#include "ingress.h"
 #include "log.h"
 #include "metrics.h"
 #include "netaddr.h"
@@ -168,12 +169,6 @@ conn_timer(struct conn *c, unsigned ms)
 	c->deadline = now + ms;
 	if (c->timer_at == 0 || c->timer_at > c->deadline)
 		conn_timer_arm(c, now, ms);
-}
-
-static int
-conn_default_port(const char *scheme)
-{
-	return strcmp(scheme, "https") == 0 ? 443 : 80;
 }
 
 /* One line per exchange, in the access log module's format. */
@@ -468,69 +463,6 @@ static const struct upstream_cbs conn_up_cbs = {
 
 /* --- request processing -------------------------------------------------- */
 
-/* Decide where the request goes upstream and what its authority is. For
- * signing rules the scheme is https unless the resource allows plaintext
- * (an https request is never downgraded); the authority is normalised
- * because it is signed. */
-static void
-conn_target(struct conn_exchange *ex)
-{
-	struct http_request *r = &ex->req;
-	const char *cs = r->scheme;
-	const char *scheme = cs;
-	int port = r->port;
-	size_t plen, qlen;
-	struct buf b;
-	char *t;
-
-	if (ex->action == ROUTE_SIGN) {
-		scheme = (strcmp(cs, "https") == 0 || ex->res->upstream_tls)
-		             ? "https"
-		             : "http";
-		/* http://host:80/ means "the default port"; upgraded to
-		 * TLS that is 443. */
-		if (port == 80 && strcmp(cs, "http") == 0 &&
-		    strcmp(scheme, "https") == 0)
-			port = -1;
-	}
-	if (port == -1)
-		port = conn_default_port(scheme);
-	snprintf(ex->up_scheme, sizeof(ex->up_scheme), "%s", scheme);
-	ex->up_port = port;
-
-	if (ex->action == ROUTE_SIGN) {
-		/* r->host is canonical already (conn_host). */
-		buf_init(&b);
-		buf_appends(&b, r->host);
-		if (port != conn_default_port(scheme))
-			buf_appendf(&b, ":%d", port);
-		free(r->authority);
-		r->authority = buf_steal(&b);
-		r->port = port == conn_default_port(scheme) ? -1 : port;
-	}
-	/* What is dialled is what is signed: the request's own host. */
-	ex->up_host = r->host;
-	/* From our copy: scheme may be r->scheme itself. */
-	if (r->scheme == NULL || strcmp(r->scheme, ex->up_scheme) != 0)
-		http_request_set_scheme(r, ex->up_scheme);
-	if (r->path == NULL || r->path[0] == '\0') {
-		free(r->path);
-		r->path = xstrdup("/");
-	}
-	plen = strlen(r->path);
-	qlen = r->query != NULL ? strlen(r->query) + 1 : 0;
-	t = xmalloc(plen + qlen + 1);
-	memcpy(t, r->path, plen);
-	if (r->query != NULL) {
-		t[plen] = '?';
-		memcpy(t + plen + 1, r->query, qlen - 1);
-	}
-	t[plen + qlen] = '\0';
-	free(r->target);
-	r->target = t;
-	r->form = HTTP_TARGET_ORIGIN;
-}
-
 /* The one place the outgoing request is finalised (outreq), with the
  * token for a protected resource. After this the fields and body are
  * exactly what curl sends. */
@@ -610,61 +542,6 @@ conn_forward(struct conn *c)
 	c->state = CONN_UPSTREAM;
 }
 
-/* Route, dial and sign one spelling of the host (netaddr_canonical_host):
- * a deny rule for 127.0.0.2 must hold for 2130706434, 0x7f.0.0.2 or
- * [::ffff:127.0.0.2] too, and a name curl would percent-decode before
- * dialling is refused. When the spelling changes, the outgoing authority
- * (Host, and @authority when signed) is rebuilt from the canonical host,
- * keeping an explicit non-default port. Answers 400 and returns -1 for a
- * host that cannot be made canonical. */
-static int
-conn_host(struct conn *c)
-{
-	struct http_request *r = &c->ex->req;
-	char host[NETADDR_HOST_MAX], err[ERR_MAX];
-	struct buf b;
-
-	if (netaddr_canonical_host(r->host, host, err) == -1) {
-		/* Before the body is read: close unless there is none. */
-		conn_error(c, 400, NULL, "invalid_host", err,
-		           r->chunked || r->content_length > 0);
-		return -1;
-	}
-	if (strcmp(host, r->host) == 0)
-		return 0; /* the usual case: nothing to copy */
-	free(r->host);
-	r->host = xstrdup(host);
-	buf_init(&b);
-	buf_appends(&b, host);
-	if (r->port != -1 && r->port != conn_default_port(r->scheme))
-		buf_appendf(&b, ":%d", r->port);
-	free(r->authority);
-	r->authority = buf_steal(&b);
-	return 0;
-}
-
-static void
-conn_usage_error(struct conn *c, const char *why)
-{
-	struct buf b;
-
-	buf_init(&b);
-	buf_appendf(&b,
-	            "%s: this is a forward proxy, it takes absolute-form "
-	            "requests (GET http://host/path HTTP/1.1). ",
-	            why);
-	if (c->ls->unix_sock)
-		buf_appendf(&b, "Send them on %s.", c->ls->name);
-	else
-		buf_appendf(&b,
-		            "Point your client at it: "
-		            "HTTP_PROXY=http://%s, or curl -x http://%s "
-		            "http://api.example.com/",
-		            c->ls->name, c->ls->name);
-	conn_error(c, 400, NULL, "not_a_proxy_request", b.data, 1);
-	buf_free(&b);
-}
-
 /* Count n more request-body bytes against limits.max_buffered_bytes, the
  * budget for every body held at once (max_connections × max_body_bytes
  * would be 16 GiB with the defaults). Past it, answer 503 with
@@ -696,16 +573,6 @@ conn_body_charge(struct conn *c, uint64_t n)
 	return -1;
 }
 
-/* TRACE (and IIS's TRACK) makes the upstream echo the request it got: on
- * a sign rule that is the Bearer token and a valid signature, handed to
- * the agent (RFC 9110 §9.3.8: no credentials in TRACE). Refused on every
- * rule, in any spelling (servers that upper-case methods exist). */
-static int
-conn_method_reflects(const char *m)
-{
-	return util_strcaseeq(m, "TRACE") || util_strcaseeq(m, "TRACK");
-}
-
 /* A complete head: check the form, route, then read the body (or not). */
 static void
 conn_begin(struct conn *c)
@@ -713,80 +580,42 @@ conn_begin(struct conn *c)
 	struct conn_exchange *ex = c->ex;
 	const struct config *cfg = ex->gen->cfg;
 	struct http_request *r = &ex->req;
-	const struct config_rule *rule;
+	struct ingress_listener lsi;
+	struct ingress in;
 	struct buf b;
-	int port;
 
 	c->ctx->metrics->requests++;
 	ex->is_head = strcmp(r->method, "HEAD") == 0;
 	if (r->conn_close || c->ctx->draining)
 		ex->keep_alive = 0;
 	ex->has_body = r->chunked || r->content_length >= 0;
-	/* Anything that answers before the body is read must close, or the
-	 * unread body would be taken for the next request. */
-	if (strcmp(r->method, "CONNECT") == 0 ||
-	    r->form == HTTP_TARGET_AUTHORITY) {
-		conn_error(c, 501, NULL, "connect_not_supported",
-		           "CONNECT tunnels (HTTPS_PROXY) are not implemented "
-		           "in this version; send http:// URLs through "
-		           "HTTP_PROXY instead",
-		           1);
+	lsi.name = c->ls->name;
+	lsi.unix_sock = c->ls->unix_sock;
+	ingress_classify(cfg, &lsi, r, &in);
+	ex->routed = in.routed;
+	ex->action = in.action;
+	if (in.kind == INGRESS_REFUSE) {
+		if (in.status == 403)
+			c->ctx->metrics->denied++;
+		/* Answered before the body is read: close unless there is
+		 * none, or the unread body would be taken for the next
+		 * request. */
+		if (in.code != NULL && ex->error == NULL)
+			ex->error = in.code;
+		conn_respond(c, in.status, in.ps_error,
+		             in.host ? json_pack("{s:s,s:s,s:s}", "error",
+		                                 in.code, "host", in.host,
+		                                 "detail", in.detail)
+		                     : json_pack("{s:s,s:s}", "error", in.code,
+		                                 "detail", in.detail),
+		             in.close || r->chunked || r->content_length > 0);
 		return;
 	}
-	if (r->form == HTTP_TARGET_ORIGIN) {
-		conn_usage_error(c, "origin-form request");
-		return;
-	}
-	if (conn_method_reflects(r->method)) {
-		buf_init(&b);
-		buf_appendf(&b,
-		            "%s makes the server echo the request, credentials "
-		            "included; the proxy does not forward it",
-		            r->method);
-		conn_error(c, 405, "http_request_denied", "method_not_allowed",
-		           b.data, ex->has_body);
-		buf_free(&b);
-		return;
-	}
-	if (r->form != HTTP_TARGET_ABSOLUTE || r->scheme == NULL ||
-	    r->host == NULL || r->host[0] == '\0') {
-		conn_usage_error(c, "unsupported request-target");
-		return;
-	}
-	if (strcmp(r->scheme, "http") != 0 && strcmp(r->scheme, "https") != 0) {
-		conn_error(c, 400, NULL, "unsupported_scheme",
-		           "only http:// and https:// targets can be proxied",
-		           1);
-		return;
-	}
-	if (conn_host(c) == -1)
-		return;
-	port = r->port != -1 ? r->port : conn_default_port(r->scheme);
-	rule = route_match(cfg, r->host, port);
-	ex->action = rule ? rule->action : cfg->default_action;
-	ex->routed = 1;
-	if (ex->action == ROUTE_SIGN)
-		ex->res = rule->resource;
-	ex->check_private = rule == NULL && cfg->block_private;
-	if (ex->action == ROUTE_DENY) {
-		c->ctx->metrics->denied++;
-		buf_init(&b);
-		if (rule)
-			buf_appendf(&b, "rule '%s' denies requests to %s:%d",
-			            rule->host, r->host, port);
-		else
-			buf_appendf(&b,
-			            "no rule names %s:%d and default_action "
-			            "is deny",
-			            r->host, port);
-		conn_respond(c, 403, "http_request_denied",
-		             json_pack("{s:s,s:s,s:s}", "error", "denied",
-		                       "host", r->host, "detail", b.data),
-		             r->chunked || r->content_length > 0);
-		buf_free(&b);
-		return;
-	}
-	conn_target(ex);
+	ex->res = in.res;
+	ex->check_private = in.check_private;
+	memcpy(ex->up_scheme, in.up_scheme, sizeof(ex->up_scheme));
+	ex->up_port = in.up_port;
+	ex->up_host = in.up_host;
 	if (!ex->has_body) {
 		conn_forward(c);
 		return;
