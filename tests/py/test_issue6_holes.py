@@ -24,7 +24,6 @@ import pytest
 
 from fakes import http as fhttp
 from fakes.daemon import RawConn, header
-from fakes.hostile import HostileServer
 from test_proxy_security import (assert_clean_head, base_rules, decode_body, exchange, get,
                                  rss_mib, serves, statuses)
 
@@ -45,20 +44,6 @@ def scripted(replies, fallback=OK):
         return False
 
     return handler
-
-
-@pytest.fixture
-def hostile():
-    made = []
-
-    def make(handler):
-        s = HostileServer(handler).start()
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop()
 
 
 def up_rule(up, action):

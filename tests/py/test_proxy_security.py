@@ -35,8 +35,7 @@ import pytest
 
 from fakes import http as fhttp
 from fakes.daemon import RawConn, header
-from fakes.hostile import HostileServer, endless_body, endless_headers, raw_reply
-from fakes.resource import FakeServer
+from fakes.hostile import endless_body, endless_headers, raw_reply
 
 SANITIZER = bool(os.environ.get("AAUTH_SANITIZER"))
 TOKEN_RE = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -45,36 +44,6 @@ OWNED = ("authorization", "signature", "signature-input", "signature-key",
 
 
 # --- helpers ---------------------------------------------------------------
-
-@pytest.fixture
-def hostile():
-    """make(handler, host="127.0.0.1") → a started HostileServer."""
-    made = []
-
-    def make(handler, host="127.0.0.1"):
-        s = HostileServer(handler, host).start()
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop()
-
-
-@pytest.fixture
-def extra_server(pubkey):
-    """make(host, verify=False) → another recording FakeServer."""
-    made = []
-
-    def make(host, **kw):
-        s = FakeServer(host, name=f"extra-{host}", **kw).start()
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop()
-
 
 def base_rules(w):
     return [
