@@ -331,7 +331,17 @@ class RawConn:
     """A client connection to the proxy for byte-exact requests."""
 
     def __init__(self, addr, timeout=10):
-        self.sock = socket.create_connection(addr, timeout=timeout)
+        """addr: (host, port), or a path for a unix socket."""
+        if isinstance(addr, str):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            try:
+                self.sock.connect(addr)
+            except OSError:
+                self.sock.close()
+                raise
+        else:
+            self.sock = socket.create_connection(addr, timeout=timeout)
         self.rfile = self.sock.makefile("rb")
 
     def send(self, data):
