@@ -29,7 +29,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import lumo  # noqa: E402
-from fakes.daemon import ProxyProcess  # noqa: E402
+from fakes.daemon import ProxyProcess, dead_port  # noqa: E402
 from fakes.hostile import HostileServer  # noqa: E402
 from fakes.resource import FakeServer  # noqa: E402
 
@@ -147,6 +147,14 @@ def plain():
     s = FakeServer("127.0.0.2", verify=False, name="plain").start()
     yield s
     s.stop()
+
+
+@pytest.fixture
+def refused_port():
+    """A loopback port where connections are refused for the whole test
+    (bound, never listening: nobody else can take it meanwhile)."""
+    with dead_port() as port:
+        yield port
 
 
 @pytest.fixture

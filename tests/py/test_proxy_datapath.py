@@ -405,7 +405,7 @@ def test_slow_client_large_body_intact(dp, scripted):
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:
             peak = max(peak, px.rss_kb())
-            time.sleep(0.05)
+            time.sleep(0.05)  # the sampling interval
         grown = max(peak, px.rss_kb()) - before
         assert grown < 8 * 1024, grown
         got = fhttp.read_exact(c.rfile, size)

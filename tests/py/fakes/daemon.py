@@ -86,6 +86,34 @@ def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def _proc_net_addr(addr):
+    """(ip, port) → the hex form /proc/net/tcp{,6} uses."""
+    ip, port = addr[0], addr[1]
+    packed = socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+    words = [packed[i:i + 4][::-1].hex().upper() for i in range(0, len(packed), 4)]
+    return f"{''.join(words)}:{port:04X}"
+
+
+def unread_by_peer(sock):
+    """How many bytes sent on the loopback TCP socket sock still sit
+    unread in the peer's receive queue (Linux /proc/net/tcp), or None if
+    the peer's socket is not found (e.g. closed). 0 means the peer process
+    has read everything sent so far."""
+    local = _proc_net_addr(sock.getpeername())   # the peer's side
+    remote = _proc_net_addr(sock.getsockname())
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[1] == local and fields[2] == remote:
+                        return int(fields[4].split(":")[1], 16)
+        except FileNotFoundError:
+            continue
+    return None
+
+
 def clean_env(extra=None):
     """The environment for client processes: no proxy settings inherited."""
     env = {k: v for k, v in os.environ.items()

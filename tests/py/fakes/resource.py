@@ -343,9 +343,8 @@ class FakeServer:
             return self._send_sse(h, req, q, close, head)
         if path == "/slow":
             ms = int(arg("ms", "2000"))
-            deadline = time.monotonic() + ms / 1000
-            while time.monotonic() < deadline and not self._stopping:
-                time.sleep(0.01)
+            with self._cond:  # slow on purpose; stop() ends the wait
+                self._cond.wait_for(lambda: self._stopping, timeout=ms / 1000)
         if path.startswith("/status/"):
             status = int(path.split("/")[2])
             if status in (204, 304) or status < 200:
@@ -427,7 +426,7 @@ class FakeServer:
                     acked_prev = self._wait_ack(sid, i, timeout=10)
                     stream["acked"].append(acked_prev)
                 else:
-                    time.sleep(delay)
+                    time.sleep(delay)  # the stream's pace
         if mode == "chunked":
             h.send_raw(b"0\r\n\r\n")
         stream["done"] = time.time()
