@@ -141,7 +141,8 @@ class ProxyProcess:
         self.config = config
         self.config_path = config_path
         self.start_timeout = start_timeout
-        self.listen = list(config.get("listen") or [])
+        config.setdefault("listen", ["127.0.0.1:0"])
+        self.listen = list(config["listen"])
         tcp = [a for a in self.listen if not a.startswith("unix:")]
         unix = [a for a in self.listen if a.startswith("unix:")]
         # The first TCP listener is the one addr/url/port name; its port
@@ -150,6 +151,7 @@ class ProxyProcess:
         self.unix_path = unix[0][len("unix:"):] if unix else None
         self.bound = []  # every "listening on" name, in the order logged
         self.lines = []
+        self._json = []  # the stderr lines that are JSON objects, parsed once
         self.stdout_lines = []
         self.proc = None
         self.expect_exit = False  # the test expects an unusual exit: no status check
@@ -175,8 +177,16 @@ class ProxyProcess:
     def _reader(self, stream, sink):
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n")
+            obj = None
+            if sink is self.lines:
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    pass
             with self._cond:
                 sink.append(line)
+                if isinstance(obj, dict):
+                    self._json.append(obj)
                 self._cond.notify_all()
         stream.close()
         with self._cond:
@@ -254,15 +264,9 @@ class ProxyProcess:
         return "\n".join(self.snapshot())
 
     def json_lines(self):
-        out = []
-        for ln in self.snapshot():
-            try:
-                obj = json.loads(ln)
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
-                out.append(obj)
-        return out
+        """The stderr lines that are JSON objects, in order."""
+        with self._cond:
+            return list(self._json)
 
     def log_messages(self):
         """The plain log lines (time/level/msg)."""
