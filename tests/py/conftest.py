@@ -9,8 +9,9 @@ Environment:
 `world` bundles the usual scene: a protected fake resource on 127.0.0.1
 (every request signature-checked independently of the daemon's code), a
 plain recording upstream on 127.0.0.2, a token file, and a daemon whose
-rules sign for the first and pass the second. `scripted`, `hostile` and
-`extra_server` make more upstreams. Every daemon and fake binds port 0
+rules sign for the first and pass the second. `scripted_upstream`,
+`hostile` and `extra_server` make more upstreams; `refused_port` is a
+port where connections are refused. Every daemon and fake binds port 0
 and the test learns the port from it (the daemon's `listening on` log
 line), so nothing races for a port; every daemon is checked at teardown
 for a clean exit and no sanitizer report.
@@ -158,7 +159,7 @@ def refused_port():
 
 
 @pytest.fixture
-def scripted():
+def scripted_upstream():
     """make(handler, host="127.0.0.1") → a started recording FakeServer on
     which handler(sock, record) answers every request (see
     fakes.resource.FakeServer)."""

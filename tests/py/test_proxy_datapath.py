@@ -1,6 +1,6 @@
 """Forward-proxy data path, black box: the real daemon between raw-socket
-clients and scripted upstreams on loopback. Runs on the shared harness
-(conftest.py: proxy_factory, scripted, token_file; fakes/), so every
+clients and scripted_upstream upstreams on loopback. Runs on the shared harness
+(conftest.py: proxy_factory, scripted_upstream, token_file; fakes/), so every
 daemon here is also checked at teardown for a clean exit and no sanitizer
 report."""
 import json
@@ -46,7 +46,7 @@ def read_response(c, method="GET"):
     return Response(st, fields, body)
 
 
-# --- upstream handlers (scripted FakeServer: handler(sock, record)) --------
+# --- upstream handlers (scripted_upstream FakeServer: handler(sock, record)) --------
 
 def ok_json(sock, req):
     body = json.dumps({"method": req.method, "target": req.target,
@@ -120,11 +120,11 @@ def request(px, raw, method="GET"):
 
 
 @pytest.fixture
-def env(dp, scripted):
+def env(dp, scripted_upstream):
     """One upstream echoing JSON, a proxy signing for it on one port
     rule and passing another upstream; yields (proxy, up, up_pass)."""
-    up = scripted(ok_json)
-    up_pass = scripted(ok_json)
+    up = scripted_upstream(ok_json)
+    up_pass = scripted_upstream(ok_json)
     px = dp([
         {"host": "127.0.0.1", "port": up.port, "action": "sign",
          "resource": "r1"},
@@ -289,11 +289,11 @@ def test_oversized_head_is_431(env):
     assert r.status == 431
 
 
-def test_http10_client_gets_close_delimited_body(dp, scripted):
+def test_http10_client_gets_close_delimited_body(dp, scripted_upstream):
     def chunky(sock, req):
         sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                      b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n")
-    up = scripted(chunky)
+    up = scripted_upstream(chunky)
     px = dp([{"host": "127.0.0.1", "port": up.port, "action": "pass"}])
     with connect(px) as c:
         c.send(get(up.port, "/x", version=b"1.0"))
@@ -321,7 +321,7 @@ def test_head_response_has_no_body(env):
 
 # --- streaming, backpressure, disconnects ---------------------------------
 
-def test_sse_events_arrive_one_by_one(dp, scripted):
+def test_sse_events_arrive_one_by_one(dp, scripted_upstream):
     def sse(sock, req):
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
@@ -330,7 +330,7 @@ def test_sse_events_arrive_one_by_one(dp, scripted):
             sock.sendall(b"%x\r\n%s\r\n" % (len(d), d))
             time.sleep(0.4)  # the stream's pace: what the test is about
         sock.sendall(b"0\r\n\r\n")
-    up = scripted(sse)
+    up = scripted_upstream(sse)
     px = dp([{"host": "127.0.0.1", "port": up.port, "action": "sign",
               "resource": "r1"}])
     with connect(px) as c:
@@ -346,7 +346,7 @@ def test_sse_events_arrive_one_by_one(dp, scripted):
         assert rest == b"data: 1\n\ndata: 2\n\n"
 
 
-def test_client_disconnect_mid_stream_aborts_upstream(dp, scripted):
+def test_client_disconnect_mid_stream_aborts_upstream(dp, scripted_upstream):
     gone = threading.Event()
 
     def endless(sock, req):
@@ -358,8 +358,8 @@ def test_client_disconnect_mid_stream_aborts_upstream(dp, scripted):
         except OSError:
             gone.set()
             return "close"
-    up = scripted(endless)
-    ok = scripted(ok_json)
+    up = scripted_upstream(endless)
+    ok = scripted_upstream(ok_json)
     px = dp([{"host": "127.0.0.1", "port": up.port, "action": "pass"},
              {"host": "127.0.0.1", "port": ok.port, "action": "pass"}])
     c = connect(px)
@@ -381,14 +381,14 @@ def test_client_disconnect_mid_stream_aborts_upstream(dp, scripted):
     assert log and log[0]["status"] == 200
 
 
-def test_slow_client_large_body_intact(dp, scripted):
+def test_slow_client_large_body_intact(dp, scripted_upstream):
     size = 32 * 1024 * 1024
     blob = bytes(range(256)) * (size // 256)
 
     def big(sock, req):
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
         sock.sendall(blob)
-    up = scripted(big)
+    up = scripted_upstream(big)
     px = dp([{"host": "127.0.0.1", "port": up.port, "action": "pass"}],
             upstream={"idle_timeout_ms": 3000})
     before = px.rss_kb()
@@ -432,11 +432,11 @@ def test_upstream_dns_failure_is_502(dp):
     assert r.json()["error"] == "dns_error"
 
 
-def test_upstream_silent_is_504(dp, scripted):
+def test_upstream_silent_is_504(dp, scripted_upstream):
     def silent(sock, req):
         time.sleep(4)  # silent for longer than the proxy's 1 s idle timeout
         return "close"
-    up = scripted(silent)
+    up = scripted_upstream(silent)
     px = dp([{"host": "127.0.0.1", "port": up.port, "action": "pass"}],
             upstream={"idle_timeout_ms": 1000})
     t0 = time.monotonic()
@@ -446,8 +446,8 @@ def test_upstream_silent_is_504(dp, scripted):
     assert time.monotonic() - t0 < 3.5
 
 
-def test_token_unavailable_is_503(dp, scripted):
-    up = scripted(ok_json)
+def test_token_unavailable_is_503(dp, scripted_upstream):
+    up = scripted_upstream(ok_json)
     px = dp([{"host": "127.0.0.1", "port": up.port, "action": "sign",
               "resource": "gone"}])
     r = request(px, get(up.port, "/"))
@@ -469,8 +469,8 @@ def test_deny_and_default_deny(env):
     assert r.status == 403 and "default_action" in r.json()["detail"]
 
 
-def test_block_private_unnamed_hosts(dp, scripted):
-    up = scripted(ok_json)
+def test_block_private_unnamed_hosts(dp, scripted_upstream):
+    up = scripted_upstream(ok_json)
     px = dp([{"host": "named.localhost", "action": "deny"}], default="pass")
     for host in (b"127.0.0.1:%d" % up.port, b"localhost:%d" % up.port,
                  b"[::1]:%d" % up.port, b"169.254.169.254"):
@@ -490,8 +490,8 @@ def test_connect_and_origin_form(env):
     assert "HTTP_PROXY=http://127.0.0.1:%d" % px.port in r.json()["detail"]
 
 
-def test_max_connections(dp, scripted):
-    up = scripted(ok_json)
+def test_max_connections(dp, scripted_upstream):
+    up = scripted_upstream(ok_json)
     px = dp([{"host": "127.0.0.1", "port": up.port, "action": "pass"}],
             limits={"max_connections": 3})
     held = hold_connections(px, 3)  # accepted by the daemon, nothing sent
@@ -539,8 +539,8 @@ def test_access_log_has_no_secrets(env):
     assert len(line["token"]) == 12 and line["key"]
 
 
-def test_unix_listener(dp, scripted, tmp_path):
-    up = scripted(ok_json)
+def test_unix_listener(dp, scripted_upstream, tmp_path):
+    up = scripted_upstream(ok_json)
     path = str(tmp_path / "p.sock")
     px = dp([{"host": "127.0.0.1", "port": up.port, "action": "pass"}],
             extra_listen=["unix:" + path])
@@ -554,13 +554,13 @@ def test_unix_listener(dp, scripted, tmp_path):
     assert not os.path.exists(path)
 
 
-def test_sigterm_lets_inflight_request_finish(dp, scripted):
+def test_sigterm_lets_inflight_request_finish(dp, scripted_upstream):
     release = threading.Event()
 
     def slow(sock, req):
         release.wait(TIMEOUT)  # answers once the test says so (bounded)
         ok_json(sock, req)
-    up = scripted(slow)
+    up = scripted_upstream(slow)
     px = dp([{"host": "127.0.0.1", "port": up.port, "action": "pass"}])
     with connect(px) as c:
         c.send(get(up.port, "/slow"))
