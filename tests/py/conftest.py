@@ -9,7 +9,12 @@ Environment:
 `world` bundles the usual scene: a protected fake resource on 127.0.0.1
 (every request signature-checked independently of the daemon's code), a
 plain recording upstream on 127.0.0.2, a token file, and a daemon whose
-rules sign for the first and pass the second.
+rules sign for the first and pass the second. `scripted_upstream`,
+`hostile` and `extra_server` make more upstreams; `refused_port` is a
+port where connections are refused. Every daemon and fake binds port 0
+and the test learns the port from it (the daemon's `listening on` log
+line), so nothing races for a port; every daemon is checked at teardown
+for a clean exit and no sanitizer report.
 """
 
 import copy
@@ -25,7 +30,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import lumo  # noqa: E402
-from fakes.daemon import ProxyProcess, free_port  # noqa: E402
+from fakes.daemon import ProxyProcess, dead_port  # noqa: E402
+from fakes.hostile import HostileServer  # noqa: E402
 from fakes.resource import FakeServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,11 +75,6 @@ def pubkey(vectors):
     return lumo.load_public_key(vectors / "lumoauth" / "agent-key.pub.pem")
 
 
-@pytest.fixture
-def port():
-    return free_port()
-
-
 def deep_merge(base, over):
     out = copy.deepcopy(base)
     for k, v in over.items():
@@ -86,17 +87,18 @@ def deep_merge(base, over):
 
 @pytest.fixture
 def proxy_factory(proxy_bin, agent_key, tmp_path):
-    """start(config) → a running ProxyProcess. Fills in listen (a free
-    loopback port), key.file and log defaults when not given. Every daemon
-    is stopped with SIGTERM at teardown, which fails the test unless it
-    exits with status 0 and without a sanitizer report."""
+    """start(config) → a running ProxyProcess. Fills in listen (127.0.0.1
+    port 0: the daemon binds a port, ProxyProcess reads it back from the
+    log), key.file and log defaults when not given. Every daemon is
+    stopped with SIGTERM at teardown, which fails the test unless it exits
+    with status 0 and without a sanitizer report."""
     started = []
     counter = [0]
 
     def start(config, start_timeout=None):
         counter[0] += 1
         cfg = deep_merge({
-            "listen": [f"127.0.0.1:{free_port()}"],
+            "listen": ["127.0.0.1:0"],
             "key": {"file": agent_key},
             "log": {"level": "info", "access_log": "stderr"},
         }, config)
@@ -146,6 +148,61 @@ def plain():
     s = FakeServer("127.0.0.2", verify=False, name="plain").start()
     yield s
     s.stop()
+
+
+@pytest.fixture
+def refused_port():
+    """A loopback port where connections are refused for the whole test
+    (bound, never listening: nobody else can take it meanwhile)."""
+    with dead_port() as port:
+        yield port
+
+
+@pytest.fixture
+def scripted_upstream():
+    """make(handler, host="127.0.0.1") → a started recording FakeServer on
+    which handler(sock, record) answers every request (see
+    fakes.resource.FakeServer)."""
+    made = []
+
+    def make(handler, host="127.0.0.1"):
+        s = FakeServer(host, name="scripted", handler=handler).start()
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture
+def hostile():
+    """make(handler, host="127.0.0.1") → a started HostileServer."""
+    made = []
+
+    def make(handler, host="127.0.0.1"):
+        s = HostileServer(handler, host).start()
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture
+def extra_server(pubkey):
+    """make(host, verify=False) → another recording FakeServer."""
+    made = []
+
+    def make(host, **kw):
+        s = FakeServer(host, name=f"extra-{host}", **kw).start()
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
 
 
 class World:

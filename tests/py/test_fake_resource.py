@@ -363,7 +363,7 @@ def test_tls_fake(tmp_path, pubkey):
         with socket.create_connection(("127.0.0.1", s.port), timeout=10) as raw:
             with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as t:
                 t.sendall(b"GET /status/201 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                data = b""
+                data = bytearray()
                 while chunk := t.recv(4096):
                     data += chunk
         assert data.startswith(b"HTTP/1.1 201")

@@ -18,13 +18,11 @@ import json
 import re
 import socket
 import threading
-import time
 
 import pytest
 
 from fakes import http as fhttp
-from fakes.daemon import RawConn, header
-from fakes.hostile import HostileServer
+from fakes.daemon import RawConn, header, wait_until
 from test_proxy_security import (assert_clean_head, base_rules, decode_body, exchange, get,
                                  rss_mib, serves, statuses)
 
@@ -45,20 +43,6 @@ def scripted(replies, fallback=OK):
         return False
 
     return handler
-
-
-@pytest.fixture
-def hostile():
-    made = []
-
-    def make(handler):
-        s = HostileServer(handler).start()
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop()
 
 
 def up_rule(up, action):
@@ -171,7 +155,7 @@ def test_endless_trailers_cut_with_bounded_memory(world, hostile):
                 peak[0] = max(peak[0], rss_mib(pid))
             except OSError:
                 return
-            time.sleep(0.02)
+            stop.wait(0.02)  # the sampling interval
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
@@ -320,16 +304,17 @@ def test_buffered_body_budget_gives_503_then_recovers(world):
             holders.append(s)
         # A third body does not fit: 503 with Retry-After (once the
         # daemon has read both heads; until then it may still fit).
-        deadline = time.monotonic() + 10
-        while True:
+        third = []
+
+        def refused():
             with RawConn(w.proxy.addr) as c:
                 c.send(f"POST {w.resource.url('/third')} HTTP/1.1\r\n"
                        f"Host: {w.resource.authority}\r\n"
                        f"Content-Length: 1000\r\n\r\n" + "y" * 1000)
-                st, hd, body = c.response()
-            if st == 503 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+                third[:] = c.response()
+            return third[0] == 503
+        wait_until(refused, timeout=10, interval=0.05)
+        st, hd, body = third
         assert st == 503, body
         assert re.fullmatch(r"\d+", header(hd, "retry-after") or ""), hd
         assert json.loads(body)["error"] == "too_many_buffered_bytes"

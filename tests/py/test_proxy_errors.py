@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from fakes.daemon import RawConn, free_port, header, http_get_via
+from fakes.daemon import RawConn, dead_port, header, hold_connections, http_get_via, wait_until
 
 # RFC 9209 section 2.3 error types a proxy may name.
 PROXY_STATUS_TYPES = {
@@ -63,13 +63,13 @@ def assert_still_serves(w):
 
 
 def test_upstream_connection_refused_502(world):
-    dead = free_port()
-    w = world
-    w.start(rules=[
-        {"host": "127.0.0.1", "port": dead, "action": "sign", "resource": "r"},
-        {"host": "127.0.0.1", "port": w.resource.port, "action": "sign", "resource": "r"},
-    ])
-    r = via(w, f"http://127.0.0.1:{dead}/x")
+    with dead_port() as dead:
+        w = world
+        w.start(rules=[
+            {"host": "127.0.0.1", "port": dead, "action": "sign", "resource": "r"},
+            {"host": "127.0.0.1", "port": w.resource.port, "action": "sign", "resource": "r"},
+        ])
+        r = via(w, f"http://127.0.0.1:{dead}/x")
     assert r.status_code == 502
     body = error_json(r)
     assert re.search(r"refused|connect", text_of(body)), body
@@ -239,9 +239,8 @@ def test_upstream_status_passes_through_unchanged(running):
 def test_max_connections_503(world):
     w = world
     w.start(limits={"max_connections": 2})
-    held = [RawConn(w.proxy.addr), RawConn(w.proxy.addr)]
+    held = hold_connections(w.proxy, 2)  # both accepted
     try:
-        time.sleep(0.2)  # both accepted
         with RawConn(w.proxy.addr) as c:
             c.send(f"GET {w.resource.url('/x')} HTTP/1.1\r\nHost: {w.resource.authority}\r\n\r\n")
             st, hd, body = c.response()
@@ -252,5 +251,17 @@ def test_max_connections_503(world):
     finally:
         for c in held:
             c.close()
-    time.sleep(0.2)
+    # Served again once the daemon has seen the two closes.
+    assert wait_until(lambda: slot_free(w), timeout=10), "the held slots were never freed"
     assert_still_serves(w)
+
+
+def slot_free(w):
+    """A request is no longer refused for max_connections."""
+    try:
+        with RawConn(w.proxy.addr, timeout=5) as c:
+            c.send(f"GET {w.resource.url('/slot')} HTTP/1.1\r\nHost: {w.resource.authority}\r\n"
+                   "Connection: close\r\n\r\n")
+            return c.response()[0] != 503
+    except (OSError, EOFError):  # refused and closed under our request
+        return False

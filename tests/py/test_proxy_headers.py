@@ -6,7 +6,6 @@ has one line per request without secrets."""
 import base64
 import hashlib
 import os
-import time
 
 import pytest
 import requests
@@ -95,12 +94,13 @@ def test_token_file_change_picked_up(running):
     r = via(w, w.resource.url("/b"))
     assert r.status_code == 200, r.content
     assert w.resource.records()[-1].get("authorization") == f"Bearer {w.token}"
-    # in place, same length, new content (mtime changes)
-    time.sleep(0.05)
+    # in place, same length, new content (mtime changes: set one second
+    # on rather than sleeping past the file system's timestamp granularity)
+    before = os.stat(w.token_path).st_mtime_ns
     same_len = "tok-rotated-" + "y" * 30
     with open(w.token_path, "w") as f:
         f.write(same_len + "\n")
-    os.utime(w.token_path, None)
+    os.utime(w.token_path, ns=(before + 10**9, before + 10**9))
     w.token = same_len
     w.resource.expected_token = same_len
     r = via(w, w.resource.url("/c"))

@@ -34,9 +34,9 @@ import time
 import pytest
 
 from fakes import http as fhttp
-from fakes.daemon import RawConn, header
-from fakes.hostile import HostileServer, endless_body, endless_headers, raw_reply
-from fakes.resource import FakeServer
+from fakes.daemon import (RawConn, fd_count, header, hold_connections, rss_mib,  # noqa: F401
+                          unread_by_peer, wait_until)
+from fakes.hostile import endless_body, endless_headers, raw_reply
 
 SANITIZER = bool(os.environ.get("AAUTH_SANITIZER"))
 TOKEN_RE = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -45,36 +45,6 @@ OWNED = ("authorization", "signature", "signature-input", "signature-key",
 
 
 # --- helpers ---------------------------------------------------------------
-
-@pytest.fixture
-def hostile():
-    """make(handler, host="127.0.0.1") → a started HostileServer."""
-    made = []
-
-    def make(handler, host="127.0.0.1"):
-        s = HostileServer(handler, host).start()
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop()
-
-
-@pytest.fixture
-def extra_server(pubkey):
-    """make(host, verify=False) → another recording FakeServer."""
-    made = []
-
-    def make(host, **kw):
-        s = FakeServer(host, name=f"extra-{host}", **kw).start()
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop()
-
 
 def base_rules(w):
     return [
@@ -172,18 +142,6 @@ def decode_body(fields, rest):
     return rest
 
 
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 def serves(w, path="/still-alive"):
     """The daemon is alive and still signs a normal request correctly."""
     assert w.proxy.alive(), "the daemon died:\n" + w.proxy.stderr_text()[-3000:]
@@ -270,7 +228,9 @@ def test_request_framing_tricks_never_desync_the_upstream(running, case):
     got = exchange(w.proxy.addr, req, timeout=6, idle=3)
     sts = statuses(got)
     assert sts, f"no response at all: {got[:300]!r}"
-    time.sleep(0.3)
+    # An absence can only be watched for a while: a grace period that
+    # ends early if it does show up.
+    wait_until(lambda: [r for r in w.plain.records() if "smuggled" in r.target], 0.3)
     recs = w.plain.records()
     assert not [r for r in recs if "smuggled" in r.target], \
         f"the upstream saw a request the proxy never parsed: {recs}"
@@ -380,7 +340,9 @@ def test_connection_close_honoured(running, value):
     rs = responses_in(got)
     assert [st for st, _, _ in rs] == [200], got[:600]
     assert header(rs[0][1], "connection") == "close"
-    time.sleep(0.3)
+    # An absence can only be watched for a while: a grace period that
+    # ends early if it does show up.
+    wait_until(lambda: len(w.resource.records()) > 1, 0.3)
     assert [r.path for r in w.resource.records()] == ["/first"]
 
 
@@ -434,7 +396,9 @@ def test_redirect_from_signed_upstream_not_followed(world, hostile, status):
     st, fields, _ = assert_clean_head(got)
     assert st == status, got[:300]
     assert fields.get("location") == [steal]
-    time.sleep(0.5)
+    # An absence can only be watched for a while: a grace period that
+    # ends early if it does show up.
+    wait_until(w.plain.records, 0.5)
     assert w.plain.records() == [], "the proxy followed a redirect with the agent's credentials"
     assert len(up.records()) == 1
     assert f"Bearer {w.token}".encode() in up.records()[0], "the sign rule did not sign"
@@ -532,7 +496,9 @@ def test_request_injection_rejected(running, case):
         assert st == 400, (st, body)
         assert header(hd, "content-type").startswith("application/json")
         assert c.closed_by_peer(5)
-    time.sleep(0.2)
+    # An absence can only be watched for a while: a grace period that
+    # ends early if it does show up.
+    wait_until(w.plain.records, 0.2)
     assert w.plain.records() == [], "an injected request reached the upstream"
     serves(w)
 
@@ -652,7 +618,7 @@ def test_endless_upstream_head_is_502_with_bounded_memory(world, hostile):
                 peak[0] = max(peak[0], rss_mib(pid))
             except OSError:
                 return
-            time.sleep(0.02)
+            stop.wait(0.02)  # the sampling interval
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
@@ -883,7 +849,9 @@ def test_non_reading_client_does_not_make_the_proxy_buffer(world, hostile):
     try:
         s.sendall(get(up.url("/big"), close=False).encode())
         peak = base
-        for _ in range(40):  # 4 s of not reading
+        # 4 s of not reading (a client that stalls for a while: the time is
+        # the point), sampling the daemon's RSS meanwhile.
+        for _ in range(40):
             time.sleep(0.1)
             peak = max(peak, rss_mib(pid))
         stalled_at = handler.sent
@@ -922,9 +890,8 @@ def test_non_reading_client_does_not_make_the_proxy_buffer(world, hostile):
 def test_max_connections_refuses_then_recovers(world):
     w = world
     w.start(limits={"max_connections": 4})
-    held = [RawConn(w.proxy.addr, timeout=5) for _ in range(4)]
+    held = hold_connections(w.proxy, 4)  # accepted, nothing sent
     try:
-        time.sleep(0.2)
         with RawConn(w.proxy.addr, timeout=5) as c:
             st, hd, body = c.response()
             assert st == 503, body
@@ -935,32 +902,29 @@ def test_max_connections_refuses_then_recovers(world):
         held[1].send(get(w.resource.url("/held"), close=False))
         assert held[1].response()[0] == 200
         held[0].close()
-        ok = False
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not ok:
+
+        def after_free():
             with RawConn(w.proxy.addr, timeout=5) as c:
                 c.send(get(w.resource.url("/after-free")))
-                ok = c.response()[0] == 200
-            if not ok:
-                time.sleep(0.1)
-        assert ok, "a freed slot was never reused"
+                return c.response()[0] == 200
+        assert wait_until(after_free, timeout=5), "a freed slot was never reused"
     finally:
         for h in held:
             h.close()
     # Once the daemon has seen those closes, every slot is free again.
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+    sts = []
+
+    def all_slots():
         conns = [RawConn(w.proxy.addr, timeout=5) for _ in range(4)]
         try:
             for c in conns:
                 c.send(get(w.resource.url("/all-slots")))
-            sts = [c.response()[0] for c in conns]
+            sts[:] = [c.response()[0] for c in conns]
         finally:
             for c in conns:
                 c.close()
-        if sts == [200] * 4:
-            break
-        time.sleep(0.2)
+        return sts == [200] * 4
+    wait_until(all_slots, timeout=5, interval=0.1)
     assert sts == [200] * 4, sts
 
 
@@ -997,9 +961,7 @@ def test_clients_vanishing_mid_transfer_leave_daemon_healthy(world):
     assert not [r for r in w.resource.records() if r.path.startswith("/up")], \
         "an incomplete upload was forwarded"
     # Every client and upstream socket of the aborted exchanges is closed.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and fd_count(pid) > base_fds + 2:
-        time.sleep(0.1)
+    wait_until(lambda: fd_count(pid) <= base_fds + 2, timeout=10)
     assert fd_count(pid) <= base_fds + 2, \
         f"fd leak: {fd_count(pid)} open, {base_fds} before"
 
@@ -1012,7 +974,9 @@ def test_fragment_in_target_refused_not_forwarded_or_logged(running):
     secret = "frag" + secrets.token_hex(8)
     got = exchange(w.proxy.addr, get(w.plain.url(f"/cb#access_token={secret}")), timeout=8)
     assert statuses(got)[:1] == [400], got[:300]
-    time.sleep(0.2)
+    # An absence can only be watched for a while: a grace period that
+    # ends early if it does show up.
+    wait_until(w.plain.records, 0.2)
     assert w.plain.records() == [], f"forwarded: {w.plain.records()}"
     leaked = [ln for ln in w.proxy.snapshot() if secret in ln]
     assert leaked == [], leaked
@@ -1020,17 +984,14 @@ def test_fragment_in_target_refused_not_forwarded_or_logged(running):
 
 # --- 7. log hygiene ----------------------------------------------------------
 
-def test_secrets_never_logged_on_any_path(world, hostile, token_file):
+def test_secrets_never_logged_on_any_path(world, hostile, token_file, refused_port):
     w = world
     qv = "qv" + secrets.token_hex(8)
     ca = "ca" + secrets.token_hex(8)
     pa = "pa" + secrets.token_hex(8)
     bad_tok = "bt" + secrets.token_hex(8)
     up_bad = hostile(raw_reply(b"HTTP/1.1 200 OK\r\nContent-Length : 1\r\n\r\nx"))
-    dead = socket.socket()
-    dead.bind(("127.0.0.1", 0))
-    dead_port = dead.getsockname()[1]
-    dead.close()
+    dead_port = refused_port
     w.start(
         resources={"broken": {"upstream": "http", "allow_plaintext": True,
                               "token_file": token_file("broken", bad_tok + "\r\nX: y")}},
@@ -1077,9 +1038,12 @@ def test_secrets_never_logged_on_any_path(world, hostile, token_file):
     s = socket.create_connection(w.proxy.addr, timeout=5)
     s.sendall(f"POST {w.resource.url('/abort' + q)} HTTP/1.1\r\nHost: x\r\n{auth}"
               "Content-Length: 100\r\n\r\nabc".encode())
-    time.sleep(0.2)
+    # gone only once the daemon has read the head (so it is a request
+    # aborted midway), and stopped only once it has logged that
+    assert wait_until(lambda: unread_by_peer(s) == 0, timeout=10), "the daemon never read it"
     rst_close(s)
-    time.sleep(0.3)
+    assert w.proxy.wait_access(1, pred=lambda o: o.get("path") == "/abort"), \
+        "no access line for the request aborted midway"
     assert {200, 400, 403, 413, 431, 502, 503, 504} <= set(seen), seen
     entries = w.proxy.wait_access(len(reqs))
     assert len(entries) >= len(reqs) - 6, entries  # most paths produced an access line

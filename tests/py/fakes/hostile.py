@@ -30,7 +30,6 @@ class HostileServer:
         self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._lsock.bind((host, 0))
         self._lsock.listen(64)
-        self._lsock.settimeout(0.1)
         self.port = self._lsock.getsockname()[1]
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
 
@@ -47,6 +46,10 @@ class HostileServer:
 
     def stop(self):
         self._stopping = True
+        try:
+            self._lsock.shutdown(socket.SHUT_RDWR)  # wakes the blocking accept()
+        except OSError:
+            pass
         self._thread.join(5)
         self._lsock.close()
         with self._cond:
@@ -72,9 +75,10 @@ class HostileServer:
         while not self._stopping:
             try:
                 s, _ = self._lsock.accept()
-            except socket.timeout:
-                continue
             except OSError:
+                return
+            if self._stopping:
+                s.close()
                 return
             with self._cond:
                 self.connections += 1
@@ -82,19 +86,23 @@ class HostileServer:
             threading.Thread(target=self._serve, args=(s,), daemon=True).start()
 
     def _read_request(self, s, buf):
-        """One request (head + Content-Length body); returns (request,
-        leftover) or (None, b"") at EOF."""
-        while b"\r\n\r\n" not in buf:
+        """One request (head + Content-Length body) from s; buf (a
+        bytearray) holds what was read past the previous request and keeps
+        what is read past this one. Returns the request bytes, or None at
+        EOF. Appends to buf and cuts the request off its front once, so a
+        large request costs linear time."""
+        scan = 0  # where to resume looking for the end of the head
+        while (end := buf.find(b"\r\n\r\n", scan)) < 0:
             if len(buf) > MAX_REQ:
-                return None, b""
+                return None
+            scan = max(0, len(buf) - 3)
             d = s.recv(65536)
             if not d:
-                return None, b""
+                return None
             buf += d
-        end = buf.index(b"\r\n\r\n") + 4
-        head = buf[:end]
+        end += 4
         n = 0
-        for line in head.split(b"\r\n")[1:]:
+        for line in bytes(buf[:end]).split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 n = min(int(value.strip()), MAX_REQ)
@@ -103,14 +111,16 @@ class HostileServer:
             if not d:
                 break
             buf += d
-        return buf[:end + n], buf[end + n:]
+        req = bytes(buf[:end + n])
+        del buf[:end + n]
+        return req
 
     def _serve(self, s):
         s.settimeout(30)
-        buf = b""
+        buf = bytearray()
         try:
             while not self._stopping:
-                req, buf = self._read_request(s, buf)
+                req = self._read_request(s, buf)
                 if req is None:
                     return
                 with self._cond:

@@ -177,9 +177,10 @@ def parse_request_bytes(data):
     return req
 
 
-def read_response(rfile, head_only=False):
+def read_response(rfile, head_only=False, keep_case=False):
     """Read one response (status, [(name, value)], body) from a binary file
-    object; used by raw-socket tests. Handles 1xx by returning it as is."""
+    object; used by raw-socket tests. Handles 1xx by returning it as is.
+    Header names are lower-cased unless keep_case (then as received)."""
     line = rfile.readline(65537)
     if not line:
         raise EOFError("connection closed before a response")
@@ -193,8 +194,10 @@ def read_response(rfile, head_only=False):
         if h in (b"\r\n", b"\n"):
             break
         n, _, v = h.rstrip(b"\r\n").partition(b":")
-        headers.append((n.decode().lower(), v.strip().decode("latin-1")))
-    hd = dict(headers)
+        headers.append((n.decode(), v.strip().decode("latin-1")))
+    hd = {n.lower(): v for n, v in headers}
+    if not keep_case:
+        headers = [(n.lower(), v) for n, v in headers]
     if head_only or status < 200 or status in (204, 304):
         return status, headers, b""
     if hd.get("transfer-encoding", "").lower() == "chunked":

@@ -9,7 +9,10 @@ with a JSON reason. With verify=False it is a
 plain upstream that only records what it receives (to prove that hosts no
 sign rule names never see credentials).
 
-Every request is recorded (method, target, headers, body hash, verdict).
+Every request is recorded (method, target, headers, body and its hash,
+verdict). With handler=fn, fn(sock, record) answers every request instead
+of the endpoints below (a scripted upstream; it returns "close" to end
+the connection).
 
 Endpoints (any method unless said):
   /echo               the received body back (X-Body-Sha256 header)
@@ -67,12 +70,19 @@ class Record:
         self.version = req.version
         self.headers = list(req.headers)
         self.raw_head = req.raw_head
+        self.body = req.body
         self.body_len = len(req.body)
         self.body_sha256 = sha256_hex(req.body)
         self.framing = req.framing
         self.verdict = verdict  # "valid", "invalid" or "unchecked"
         self.reason = reason
         self.time = time.time()
+
+    @property
+    def raw(self):
+        """The request as received (head + body), for re-verifying its
+        signature; None for a chunked body (not kept as framed)."""
+        return None if self.framing == "chunked" else self.raw_head + self.body
 
     def get_all(self, name):
         name = name.lower()
@@ -166,8 +176,12 @@ class _Handler(socketserver.BaseRequestHandler):
 
 class FakeServer:
     def __init__(self, host="127.0.0.1", *, verify=False, pubkey=None, token=None,
-                 tls_ctx=None, name="fake"):
+                 tls_ctx=None, name="fake", handler=None):
         self.host = host
+        # handler(sock, record) answers every (checked and recorded)
+        # request itself instead of the endpoints above; it returns
+        # "close" to end the connection.
+        self.handler = handler
         self.verify = verify
         self.pubkey = pubkey
         self.expected_token = token
@@ -185,26 +199,42 @@ class FakeServer:
         self._server = _Server((host, 0), _Handler, bind_and_activate=True)
         self._server.fake = self
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
 
     # lifecycle
     def start(self):
         self._thread.start()
         return self
 
+    def _accept_loop(self):
+        # A blocking accept that stop() ends at once (shutdown of the
+        # listening socket), rather than serve_forever's polling.
+        lsock = self._server.socket
+        while not self._stopping:
+            try:
+                conn, addr = lsock.accept()
+            except OSError:
+                return
+            if self._stopping:
+                conn.close()
+                return
+            self._server.process_request(conn, addr)  # a thread per connection
+
     def stop(self):
         self._stopping = True
         with self._cond:
             self._cond.notify_all()
-        self._server.shutdown()
+        try:
+            self._server.socket.shutdown(socket.SHUT_RDWR)  # wakes accept()
+        except OSError:
+            pass
+        self._thread.join(5)
         self._server.server_close()
         for s in list(self._conns):
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        self._thread.join(5)
 
     @property
     def authority(self):
@@ -288,6 +318,8 @@ class FakeServer:
             self._cond.notify_all()
         close = req.wants_close()
         head = req.method == "HEAD"
+        if self.handler is not None:
+            return self.handler(h.sock, rec) != "close" and not close
         if verdict == "invalid":
             body = json.dumps({"error": "invalid_request", "reason": reason}).encode()
             h._send(401, [("Content-Type", "application/json")], body, close=close, head=head)
@@ -311,9 +343,8 @@ class FakeServer:
             return self._send_sse(h, req, q, close, head)
         if path == "/slow":
             ms = int(arg("ms", "2000"))
-            deadline = time.monotonic() + ms / 1000
-            while time.monotonic() < deadline and not self._stopping:
-                time.sleep(0.01)
+            with self._cond:  # slow on purpose; stop() ends the wait
+                self._cond.wait_for(lambda: self._stopping, timeout=ms / 1000)
         if path.startswith("/status/"):
             status = int(path.split("/")[2])
             if status in (204, 304) or status < 200:
@@ -395,7 +426,7 @@ class FakeServer:
                     acked_prev = self._wait_ack(sid, i, timeout=10)
                     stream["acked"].append(acked_prev)
                 else:
-                    time.sleep(delay)
+                    time.sleep(delay)  # the stream's pace
         if mode == "chunked":
             h.send_raw(b"0\r\n\r\n")
         stream["done"] = time.time()
