@@ -3,7 +3,7 @@
 Run with `/usr/bin/python3 -m pytest tests/py` from the repository root.
 Environment:
   AAUTH_PROXY_BIN  the daemon to test (default: build/aauth-proxy)
-  AAUTH_VECTORS    the shared test vectors (default: ../shared/vectors)
+  AAUTH_VECTORS    the test vectors (default: tests/vectors in this repository)
 
 `proxy_factory(config)` starts the real daemon with a config dict;
 `world` bundles the usual scene: a protected fake resource on 127.0.0.1
@@ -47,7 +47,7 @@ def proxy_bin():
 
 @pytest.fixture(scope="session")
 def vectors():
-    path = Path(os.environ.get("AAUTH_VECTORS") or REPO.parent / "shared" / "vectors")
+    path = Path(os.environ.get("AAUTH_VECTORS") or REPO / "tests" / "vectors")
     if not (path / "lumoauth" / "agent-key.pem").is_file():
         pytest.fail(f"test vectors not found at {path}: set AAUTH_VECTORS")
     return path
