@@ -1367,6 +1367,15 @@ conn_begin(struct conn *c)
 			            "no rule names %s:%d and default_action "
 			            "is deny",
 			            r->host, port);
+		if (!rule &&
+		    (rule = route_match_other_port(cfg, r->host, port)) != NULL)
+			buf_appendf(&b,
+			            "; rule '%s' names port %d only. A rule's "
+			            "port is the port in the URL the agent "
+			            "uses, and http:// URLs without one use "
+			            "port 80: drop \"port\" from the rule or "
+			            "give it %d",
+			            rule->host, rule->port, port);
 		conn_respond(c, 403, "http_request_denied",
 		             json_pack("{s:s,s:s,s:s}", "error", "denied",
 		                       "host", r->host, "detail", b.data),

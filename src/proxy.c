@@ -60,6 +60,13 @@ proxy_access_log(struct proxy *px, const char *line, size_t len)
 	fflush(px->access_log);
 }
 
+/* config_warnings' sink for `run`: the log, at start. */
+static void
+proxy_warn(void *arg, const char *msg)
+{
+	log_warn("%s", msg);
+}
+
 void
 proxy_conn_gone(struct proxy *px)
 {
@@ -574,6 +581,7 @@ cli_run(int argc, char **argv)
 		return 1;
 	}
 	log_init(level ? lv : cfg->log_level, stderr);
+	config_warnings(cfg, proxy_warn, NULL);
 	/* A client that goes away must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

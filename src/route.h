@@ -13,6 +13,11 @@
 const struct config_rule *route_match(const struct config *c, const char *host,
                                       int port);
 
+/* A rule that names host on another port than this one (the first in
+ * the file), to explain a request no rule matched; NULL when none does. */
+const struct config_rule *route_match_other_port(const struct config *c,
+                                                 const char *host, int port);
+
 /* The one spelling of a request's host that is routed and dialled, so a
  * rule cannot be bypassed by writing the same address another way: IPv4 in
  * any form inet_aton takes (2130706433, 0x7f.1, 0177.0.0.1, 127.1) becomes

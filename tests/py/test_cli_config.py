@@ -94,10 +94,14 @@ def test_key_problems_are_reported(tmp_path):
 
 
 def test_usage_errors(tmp_path):
-    assert run("check-config").returncode == 2
+    # No -c and no default config where it is run from: a usage error
+    # naming the paths it looked for.
+    r = run("check-config", cwd=tmp_path)
+    assert r.returncode == 2
+    assert b"conf/aauth-proxy.json" in r.stderr
     assert run("check-config", "--bogus").returncode == 2
     r = run("check-config", "--help")
-    assert r.returncode == 0 and b"check-config -c FILE" in r.stdout
+    assert r.returncode == 0 and b"check-config [-c FILE]" in r.stdout
     r = run("check-config", "-c", tmp_path / "nope.json")
     assert r.returncode == 1 and b"nope.json" in r.stderr
 
