@@ -3,6 +3,7 @@
  * Validation is complete here so the data path never meets a bad value;
  * every error names the file, the field as a JSON path, and the reason.
  * Unknown fields are errors too: a typo must not silently drop a rule.
+ * The file is JSON plus "//" comments, so it can explain itself.
  */
 #include "config.h"
 
@@ -966,12 +967,15 @@ static struct config *
 config_parse_ctx(struct config_ctx *x, const char *json, const char *name)
 {
 	struct config *c = xcalloc(1, sizeof(*c));
+	char *text = xstrdup(json);
 	json_error_t je;
 	json_t *root;
 
 	config_defaults(c);
 	c->path = xstrdup(name);
-	root = json_loads(json, JSON_REJECT_DUPLICATES, &je);
+	util_json_strip_comments(text);
+	root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+	free(text);
 	if (root == NULL) {
 		err_set(x->err, "%s:%d:%d: invalid JSON: %s", name, je.line,
 		        je.column, je.text);

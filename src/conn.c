@@ -1297,10 +1297,11 @@ conn_usage_error(struct conn *c, const char *why)
 		buf_appendf(&b, "Send them on %s.", c->ls->name);
 	else
 		buf_appendf(&b,
-		            "Point your client at it: "
-		            "HTTP_PROXY=http://%s, or curl -x http://%s "
+		            "Point your client at it: http_proxy=http://%s "
+		            "HTTP_PROXY=http://%s (curl, wget and git read "
+		            "only the lower-case one), or curl -x http://%s "
 		            "http://api.example.com/",
-		            c->ls->name, c->ls->name);
+		            c->ls->name, c->ls->name, c->ls->name);
 	conn_error(c, 400, NULL, "not_a_proxy_request", b.data, 1);
 	buf_free(&b);
 }

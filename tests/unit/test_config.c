@@ -174,6 +174,30 @@ test_errors(void)
 	             NULL);
 }
 
+/* "//" comments are blanked outside strings, so line numbers in errors
+ * still match the file, and "//" inside a string is data. */
+static void
+test_comments(void)
+{
+	char err[ERR_MAX];
+	struct config *c = config_parse(
+	    "// leading comment\n"
+	    "{\"key\": {\"file\": \"/k.pem\", // trailing comment\n"
+	    "  \"kid\": \"http://x//y\\\" // not a comment\"},\n"
+	    "  // \"default_action\": \"pass\",\n"
+	    "  \"rules\": [] // end\n}",
+	    "t.json", err);
+
+	CHECK(c != NULL);
+	if (c != NULL) {
+		CHECK_STREQ(c->kid, "http://x//y\" // not a comment");
+		CHECK(c->default_action == ROUTE_DENY);
+		config_free(c);
+	}
+	expect_error("// one\n// two\n{" KEY ",\n  \"rules\": [,]}",
+	             "t.json:4:", "invalid JSON");
+}
+
 /* A typo gets the field it is closest to; a name far from every field
  * gets no guess. */
 static void
@@ -495,6 +519,7 @@ main(void)
 	test_defaults();
 	test_full();
 	test_errors();
+	test_comments();
 	test_did_you_mean();
 	test_host_with_port();
 	test_warnings();
