@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -67,6 +68,17 @@ def agent_key(vectors, tmp_path_factory):
 @pytest.fixture(scope="session")
 def pubkey(vectors):
     return lumo.load_public_key(vectors / "lumoauth" / "agent-key.pub.pem")
+
+
+@pytest.fixture(scope="session")
+def node_ready():
+    """tests/node's undici installed (npm ci on first use)."""
+    node_dir = REPO / "tests" / "node"
+    if not (node_dir / "node_modules" / "undici").is_dir():
+        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=node_dir,
+                           capture_output=True, timeout=300)
+        assert r.returncode == 0, r.stderr.decode()
+    return True
 
 
 @pytest.fixture

@@ -37,12 +37,17 @@ def clean_env(extra=None):
 
 
 class ProxyProcess:
-    def __init__(self, binary, config, config_path, start_timeout=15):
+    """`aauth-proxy run -c CONFIG`, or with argv (and listen, the address
+    it will bind) any other long-running command such as demo-resource."""
+
+    def __init__(self, binary, config, config_path, start_timeout=15, argv=None,
+                 listen=None):
         self.binary = binary
         self.config = config
         self.config_path = config_path
         self.start_timeout = start_timeout
-        listen = config["listen"][0]
+        self.argv = argv
+        listen = listen or config["listen"][0]
         host, _, port = listen.rpartition(":")
         self.host = host.strip("[]")
         self.port = int(port)
@@ -70,10 +75,11 @@ class ProxyProcess:
         stream.close()
 
     def start(self):
-        with open(self.config_path, "w") as f:
-            json.dump(self.config, f, indent=2)
+        if self.argv is None:
+            with open(self.config_path, "w") as f:
+                json.dump(self.config, f, indent=2)
         self.proc = subprocess.Popen(
-            [self.binary, "run", "-c", self.config_path],
+            [self.binary, *(self.argv or ["run", "-c", self.config_path])],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=clean_env(),
         )
