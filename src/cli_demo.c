@@ -32,63 +32,63 @@
 #include "token.h"
 #include "util.h"
 
-#define DEMO_DEFAULT_LISTEN "127.0.0.1:8790"
+#define CLI_DEMO_DEFAULT_LISTEN "127.0.0.1:8790"
 /* Room for a request head with a large token (token files hold up to 64
  * KiB) and the signature fields. */
-#define DEMO_MAX_HEAD   (96 * 1024)
-#define DEMO_MAX_FIELDS 100
-#define DEMO_MAX_BODY   (1024 * 1024)
-#define DEMO_MAX_CONNS  64
+#define CLI_DEMO_MAX_HEAD   (96 * 1024)
+#define CLI_DEMO_MAX_FIELDS 100
+#define CLI_DEMO_MAX_BODY   (1024 * 1024)
+#define CLI_DEMO_MAX_CONNS  64
 /* A head must be complete, and a silent connection is closed, after: */
-#define DEMO_TIMEOUT_S 10
+#define CLI_DEMO_TIMEOUT_S 10
 /* Stop reading a client that does not read its answers. */
-#define DEMO_MAX_OUTPUT (1024 * 1024)
+#define CLI_DEMO_MAX_OUTPUT (1024 * 1024)
 /* Nonces seen in verified requests: a replay within the last this many
  * requests is refused (the created window bounds the rest). */
-#define DEMO_NONCES 4096
-/* The answer over DEMO_MAX_CONNS, written without a connection object. */
-#define DEMO_BUSY_BODY                                                         \
+#define CLI_DEMO_NONCES 4096
+/* The answer over CLI_DEMO_MAX_CONNS, written without a connection object. */
+#define CLI_DEMO_BUSY_BODY                                                     \
 	"{\"verified\": false, \"reason\": \"too many connections\"}\n"
 
-enum demo_state {
-	DEMO_HEAD,
-	DEMO_BODY,    /* Content-Length body */
-	DEMO_CHUNKED, /* chunked body */
-	DEMO_CLOSING, /* answered; close once the output is written */
+enum cli_demo_state {
+	CLI_DEMO_HEAD,
+	CLI_DEMO_BODY,    /* Content-Length body */
+	CLI_DEMO_CHUNKED, /* chunked body */
+	CLI_DEMO_CLOSING, /* answered; close once the output is written */
 };
 
-struct demo;
+struct cli_demo;
 
-struct demo_conn {
-	struct demo *d;
+struct cli_demo_conn {
+	struct cli_demo *d;
 	struct bufferevent *bev;
-	enum demo_state state;
+	enum cli_demo_state state;
 	struct http_request req;
 	struct http_chunked chunked;
 	struct buf body;
 	uint64_t need;         /* Content-Length bytes still to come */
 	uint64_t head_started; /* monotonic ms when the head began */
 	char peer[INET6_ADDRSTRLEN + 8];
-	struct demo_conn *prev, *next;
+	struct cli_demo_conn *prev, *next;
 };
 
-struct demo {
+struct cli_demo {
 	struct event_base *base;
 	struct evconnlistener **listeners;
 	size_t nlisteners;
 	struct cli_verifier v;
 	const char *token_file; /* NULL: the token is not checked */
-	struct demo_conn *conns;
+	struct cli_demo_conn *conns;
 	size_t nconns;
-	unsigned char nonces[DEMO_NONCES][16]; /* hashes of seen nonces */
+	unsigned char nonces[CLI_DEMO_NONCES][16]; /* hashes of seen nonces */
 	size_t nnonces, nonce_next;
 	uint64_t requests, verified;
 };
 
-static void demo_conn_process(struct demo_conn *c);
+static void cli_demo_conn_process(struct cli_demo_conn *c);
 
 static void
-demo_usage(FILE *out)
+cli_demo_usage(FILE *out)
 {
 	fprintf(
 	    out,
@@ -132,8 +132,9 @@ demo_usage(FILE *out)
 	    "(scheme http);\n"
 	    "a nonce already seen in one of the last %d verified requests is "
 	    "a replay.\n",
-	    DEMO_DEFAULT_LISTEN, DEMO_MAX_HEAD / 1024, DEMO_MAX_FIELDS,
-	    DEMO_MAX_BODY / 1024, DEMO_MAX_CONNS, DEMO_TIMEOUT_S, DEMO_NONCES);
+	    CLI_DEMO_DEFAULT_LISTEN, CLI_DEMO_MAX_HEAD / 1024,
+	    CLI_DEMO_MAX_FIELDS, CLI_DEMO_MAX_BODY / 1024, CLI_DEMO_MAX_CONNS,
+	    CLI_DEMO_TIMEOUT_S, CLI_DEMO_NONCES);
 }
 
 /* --- answers ---------------------------------------------------------- */
@@ -142,7 +143,7 @@ demo_usage(FILE *out)
  * '?', so hostile bytes (which jansson would refuse as UTF-8) can never
  * cost the answer. NULL becomes null. */
 static json_t *
-demo_str(const char *s)
+cli_demo_str(const char *s)
 {
 	json_t *j;
 	char *t;
@@ -162,7 +163,8 @@ demo_str(const char *s)
 /* Queue one response; body is a JSON object (consumed). close_after also
  * stops reading: the connection ends once the answer is written. */
 static void
-demo_respond(struct demo_conn *c, int status, json_t *body, int close_after)
+cli_demo_respond(struct cli_demo_conn *c, int status, json_t *body,
+                 int close_after)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct http_fields f;
@@ -189,7 +191,7 @@ demo_respond(struct demo_conn *c, int status, json_t *body, int close_after)
 	http_fields_free(&f);
 	free(text);
 	if (close_after) {
-		c->state = DEMO_CLOSING;
+		c->state = CLI_DEMO_CLOSING;
 		bufferevent_disable(c->bev, EV_READ);
 	}
 }
@@ -197,21 +199,21 @@ demo_respond(struct demo_conn *c, int status, json_t *body, int close_after)
 /* A request the demo could not take as HTTP: a status and why, then the
  * connection closes (the framing can no longer be trusted). */
 static void
-demo_refuse(struct demo_conn *c, int status, const char *why)
+cli_demo_refuse(struct cli_demo_conn *c, int status, const char *why)
 {
 	json_t *o = json_object();
 
 	json_object_set_new(o, "verified", json_false());
-	json_object_set_new(o, "reason", demo_str(why));
+	json_object_set_new(o, "reason", cli_demo_str(why));
 	json_object_set_new(o, "status", json_integer(status));
 	log_info("demo-resource: %s: %d %s", c->peer, status,
 	         json_string_value(json_object_get(o, "reason")));
-	demo_respond(c, status, o, 1);
+	cli_demo_respond(c, status, o, 1);
 }
 
 /* Remember a verified nonce; 1 when it was seen before (a replay). */
 static int
-demo_nonce_seen(struct demo *d, const char *label, const char *nonce)
+cli_demo_nonce_seen(struct cli_demo *d, const char *label, const char *nonce)
 {
 	unsigned char h[crypto_generichash_BYTES];
 	crypto_generichash_state st;
@@ -227,15 +229,15 @@ demo_nonce_seen(struct demo *d, const char *label, const char *nonce)
 		if (memcmp(d->nonces[i], h, sizeof(d->nonces[i])) == 0)
 			return 1;
 	memcpy(d->nonces[d->nonce_next], h, sizeof(d->nonces[0]));
-	d->nonce_next = (d->nonce_next + 1) % DEMO_NONCES;
-	if (d->nnonces < DEMO_NONCES)
+	d->nonce_next = (d->nonce_next + 1) % CLI_DEMO_NONCES;
+	if (d->nnonces < CLI_DEMO_NONCES)
 		d->nnonces++;
 	return 0;
 }
 
 /* The Bearer token from Authorization, or NULL. Points into req. */
 static const char *
-demo_bearer(const struct http_request *req)
+cli_demo_bearer(const struct http_request *req)
 {
 	const char *a = http_fields_get(&req->fields, "Authorization");
 
@@ -251,7 +253,7 @@ demo_bearer(const struct http_request *req)
 
 /* Check the token against --token-file. 0 or -1 with why. */
 static int
-demo_check_token(struct demo *d, const char *token, char *why)
+cli_demo_check_token(struct cli_demo *d, const char *token, char *why)
 {
 	char err[ERR_MAX];
 	struct buf want;
@@ -281,9 +283,9 @@ demo_check_token(struct demo *d, const char *token, char *why)
 
 /* Verify the whole request and answer it. */
 static void
-demo_handle(struct demo_conn *c)
+cli_demo_handle(struct cli_demo_conn *c)
 {
-	struct demo *d = c->d;
+	struct cli_demo *d = c->d;
 	struct http_request *r = &c->req;
 	const char *label = cli_verifier_label(&d->v), *token;
 	char why[ERR_MAX] = "", hash[13];
@@ -302,11 +304,11 @@ demo_handle(struct demo_conn *c)
 
 	ok = cli_verifier_check(&d->v, r, NULL, NULL, why) == 0;
 	have_info = httpsig_inspect(r, label, &info, NULL) == 0;
-	token = demo_bearer(r);
-	if (ok && demo_check_token(d, token, why) == -1)
+	token = cli_demo_bearer(r);
+	if (ok && cli_demo_check_token(d, token, why) == -1)
 		ok = 0;
 	if (ok && have_info && info.nonce != NULL &&
-	    demo_nonce_seen(d, label, info.nonce)) {
+	    cli_demo_nonce_seen(d, label, info.nonce)) {
 		err_set(why,
 		        "nonce \"%.64s\" was already used: a replayed "
 		        "request (a signer makes a new nonce every time)",
@@ -322,21 +324,21 @@ demo_handle(struct demo_conn *c)
 	o = json_object();
 	json_object_set_new(o, "verified", json_boolean(ok));
 	if (!ok)
-		json_object_set_new(o, "reason", demo_str(why));
-	json_object_set_new(o, "profile", demo_str(d->v.profile.name));
-	json_object_set_new(o, "label", demo_str(label));
+		json_object_set_new(o, "reason", cli_demo_str(why));
+	json_object_set_new(o, "profile", cli_demo_str(d->v.profile.name));
+	json_object_set_new(o, "label", cli_demo_str(label));
 	req = json_object();
-	json_object_set_new(req, "method", demo_str(r->method));
-	json_object_set_new(req, "authority", demo_str(r->authority));
-	json_object_set_new(req, "path", demo_str(r->path));
-	json_object_set_new(req, "query", demo_str(r->query));
+	json_object_set_new(req, "method", cli_demo_str(r->method));
+	json_object_set_new(req, "authority", cli_demo_str(r->authority));
+	json_object_set_new(req, "path", cli_demo_str(r->path));
+	json_object_set_new(req, "query", cli_demo_str(r->query));
 	json_object_set_new(o, "request", req);
 	comps = json_array();
 	params = json_object();
 	if (have_info) {
 		for (i = 0; i < info.ncomponents; i++)
 			json_array_append_new(comps,
-			                      demo_str(info.components[i]));
+			                      cli_demo_str(info.components[i]));
 		if (info.created)
 			json_object_set_new(params, "created",
 			                    json_integer(info.created));
@@ -345,14 +347,16 @@ demo_handle(struct demo_conn *c)
 			                    json_integer(info.expires));
 		if (info.nonce)
 			json_object_set_new(params, "nonce",
-			                    demo_str(info.nonce));
+			                    cli_demo_str(info.nonce));
 		if (info.keyid)
 			json_object_set_new(params, "keyid",
-			                    demo_str(info.keyid));
+			                    cli_demo_str(info.keyid));
 		if (info.alg)
-			json_object_set_new(params, "alg", demo_str(info.alg));
+			json_object_set_new(params, "alg",
+			                    cli_demo_str(info.alg));
 		if (info.tag)
-			json_object_set_new(params, "tag", demo_str(info.tag));
+			json_object_set_new(params, "tag",
+			                    cli_demo_str(info.tag));
 		httpsig_info_free(&info);
 	}
 	json_object_set_new(o, "covered", comps);
@@ -381,21 +385,21 @@ demo_handle(struct demo_conn *c)
 	         json_string_value(json_object_get(req, "path")),
 	         ok ? "verified" : "not verified: ",
 	         ok ? "" : json_string_value(json_object_get(o, "reason")));
-	demo_respond(c, ok ? 200 : 401, o, r->conn_close);
-	if (c->state == DEMO_CLOSING)
+	cli_demo_respond(c, ok ? 200 : 401, o, r->conn_close);
+	if (c->state == CLI_DEMO_CLOSING)
 		return;
 	/* Ready for the next request on this connection. */
 	http_request_free(&c->req);
 	buf_reset(&c->body);
-	c->state = DEMO_HEAD;
+	c->state = CLI_DEMO_HEAD;
 }
 
 /* --- one connection --------------------------------------------------- */
 
 static void
-demo_conn_free(struct demo_conn *c)
+cli_demo_conn_free(struct cli_demo_conn *c)
 {
-	struct demo *d = c->d;
+	struct cli_demo *d = c->d;
 
 	if (c->prev)
 		c->prev->next = c->next;
@@ -412,29 +416,31 @@ demo_conn_free(struct demo_conn *c)
 
 /* The head is complete: decide how the body is framed. */
 static void
-demo_head_done(struct demo_conn *c)
+cli_demo_head_done(struct cli_demo_conn *c)
 {
 	struct http_request *r = &c->req;
 
 	if (r->form != HTTP_TARGET_ORIGIN && r->form != HTTP_TARGET_ABSOLUTE) {
-		demo_refuse(c, 400,
-		            "the demo resource takes origin-form requests; it "
-		            "is a resource, not a proxy");
+		cli_demo_refuse(
+		    c, 400,
+		    "the demo resource takes origin-form requests; it "
+		    "is a resource, not a proxy");
 		return;
 	}
 	buf_reset(&c->body);
 	if (r->chunked) {
 		http_chunked_init(&c->chunked);
-		c->state = DEMO_CHUNKED;
+		c->state = CLI_DEMO_CHUNKED;
 	} else if (r->content_length > 0) {
-		if (r->content_length > DEMO_MAX_BODY) {
-			demo_refuse(c, 413, "the body is larger than 1 MiB");
+		if (r->content_length > CLI_DEMO_MAX_BODY) {
+			cli_demo_refuse(c, 413,
+			                "the body is larger than 1 MiB");
 			return;
 		}
 		c->need = (uint64_t)r->content_length;
-		c->state = DEMO_BODY;
+		c->state = CLI_DEMO_BODY;
 	} else {
-		demo_handle(c);
+		cli_demo_handle(c);
 		return;
 	}
 	if (r->expect_continue)
@@ -444,13 +450,13 @@ demo_head_done(struct demo_conn *c)
 
 /* Parse and answer every complete request in the input, in order. */
 static void
-demo_conn_process(struct demo_conn *c)
+cli_demo_conn_process(struct cli_demo_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	static const struct http_limits lim = {
-	    .max_head_bytes = DEMO_MAX_HEAD,
-	    .max_fields = DEMO_MAX_FIELDS,
+	    .max_head_bytes = CLI_DEMO_MAX_HEAD,
+	    .max_fields = CLI_DEMO_MAX_FIELDS,
 	};
 	char err[ERR_MAX];
 	size_t len, consumed;
@@ -459,41 +465,42 @@ demo_conn_process(struct demo_conn *c)
 
 	for (;;) {
 		len = evbuffer_get_length(in);
-		if (c->state == DEMO_CLOSING)
+		if (c->state == CLI_DEMO_CLOSING)
 			return;
-		if (evbuffer_get_length(out) > DEMO_MAX_OUTPUT) {
+		if (evbuffer_get_length(out) > CLI_DEMO_MAX_OUTPUT) {
 			/* Resumed by the write callback once drained. */
 			bufferevent_disable(c->bev, EV_READ);
 			return;
 		}
-		if (c->state == DEMO_HEAD) {
+		if (c->state == CLI_DEMO_HEAD) {
 			if (len == 0)
 				return;
 			if (c->head_started == 0)
 				c->head_started = util_mono_ms();
 			/* The parser refuses a head beyond its limit, so
 			 * it never needs more than that many bytes. */
-			if (len > DEMO_MAX_HEAD + 1)
-				len = DEMO_MAX_HEAD + 1;
+			if (len > CLI_DEMO_MAX_HEAD + 1)
+				len = CLI_DEMO_MAX_HEAD + 1;
 			p = (char *)evbuffer_pullup(in, (ssize_t)len);
 			rc = http1_parse_request_head(p, len, &lim, &c->req,
 			                              &consumed, &status, err);
 			if (rc == -1) {
-				demo_refuse(c, status, err);
+				cli_demo_refuse(c, status, err);
 				return;
 			}
 			if (rc == 0) {
 				if (util_mono_ms() - c->head_started >
-				    DEMO_TIMEOUT_S * 1000)
-					demo_refuse(c, 408,
-					            "the request head took too "
-					            "long");
+				    CLI_DEMO_TIMEOUT_S * 1000)
+					cli_demo_refuse(
+					    c, 408,
+					    "the request head took too "
+					    "long");
 				return;
 			}
 			evbuffer_drain(in, consumed);
 			c->head_started = 0;
-			demo_head_done(c);
-		} else if (c->state == DEMO_BODY) {
+			cli_demo_head_done(c);
+		} else if (c->state == CLI_DEMO_BODY) {
 			if (len == 0)
 				return;
 			if (len > c->need)
@@ -504,8 +511,8 @@ demo_conn_process(struct demo_conn *c)
 			c->body.data[c->body.len] = '\0';
 			c->need -= len;
 			if (c->need == 0)
-				demo_handle(c);
-		} else if (c->state == DEMO_CHUNKED) {
+				cli_demo_handle(c);
+		} else if (c->state == CLI_DEMO_CHUNKED) {
 			if (len == 0)
 				return;
 			p = (char *)evbuffer_pullup(in, (ssize_t)len);
@@ -513,73 +520,73 @@ demo_conn_process(struct demo_conn *c)
 			                         &consumed, err);
 			evbuffer_drain(in, consumed);
 			if (rc == -1) {
-				demo_refuse(c, 400, err);
+				cli_demo_refuse(c, 400, err);
 				return;
 			}
-			if (c->body.len > DEMO_MAX_BODY) {
-				demo_refuse(c, 413,
-				            "the body is larger than 1 MiB");
+			if (c->body.len > CLI_DEMO_MAX_BODY) {
+				cli_demo_refuse(
+				    c, 413, "the body is larger than 1 MiB");
 				return;
 			}
 			if (rc == 0)
 				return;
-			demo_handle(c);
+			cli_demo_handle(c);
 		}
 	}
 }
 
 static void
-demo_read_cb(struct bufferevent *bev, void *arg)
+cli_demo_read_cb(struct bufferevent *bev, void *arg)
 {
-	demo_conn_process(arg);
+	cli_demo_conn_process(arg);
 }
 
 static void
-demo_write_cb(struct bufferevent *bev, void *arg)
+cli_demo_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct demo_conn *c = arg;
+	struct cli_demo_conn *c = arg;
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
-	if (c->state == DEMO_CLOSING) {
-		demo_conn_free(c);
+	if (c->state == CLI_DEMO_CLOSING) {
+		cli_demo_conn_free(c);
 		return;
 	}
 	/* A client that had stopped reading has caught up. */
 	if (!(bufferevent_get_enabled(bev) & EV_READ)) {
 		bufferevent_enable(bev, EV_READ);
-		demo_conn_process(c);
+		cli_demo_conn_process(c);
 	}
 }
 
 static void
-demo_event_cb(struct bufferevent *bev, short what, void *arg)
+cli_demo_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct demo_conn *c = arg;
-	struct timeval tv = {DEMO_TIMEOUT_S, 0};
+	struct cli_demo_conn *c = arg;
+	struct timeval tv = {CLI_DEMO_TIMEOUT_S, 0};
 
-	if ((what & BEV_EVENT_TIMEOUT) && c->state != DEMO_CLOSING &&
+	if ((what & BEV_EVENT_TIMEOUT) && c->state != CLI_DEMO_CLOSING &&
 	    (what & BEV_EVENT_READING) &&
-	    (c->state != DEMO_HEAD ||
+	    (c->state != CLI_DEMO_HEAD ||
 	     evbuffer_get_length(bufferevent_get_input(bev)) > 0)) {
 		/* Part of a request, then silence: say so, then close. */
-		demo_refuse(c, 408, "the request stopped arriving");
+		cli_demo_refuse(c, 408, "the request stopped arriving");
 		bufferevent_set_timeouts(bev, NULL, &tv);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && c->state != DEMO_CLOSING &&
+	if ((what & BEV_EVENT_EOF) && c->state != CLI_DEMO_CLOSING &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
 		/* The client finished sending (shutdown) before reading its
 		 * answers: write them, then close. */
-		c->state = DEMO_CLOSING;
+		c->state = CLI_DEMO_CLOSING;
 		bufferevent_disable(bev, EV_READ);
 		return;
 	}
-	demo_conn_free(c);
+	cli_demo_conn_free(c);
 }
 
 static void
-demo_peer_name(const struct sockaddr *sa, char *out, size_t len)
+cli_demo_peer_name(const struct sockaddr *sa, char *out, size_t len)
 {
 	char a[INET6_ADDRSTRLEN];
 
@@ -597,23 +604,24 @@ demo_peer_name(const struct sockaddr *sa, char *out, size_t len)
 }
 
 static void
-demo_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-               struct sockaddr *sa, int salen, void *arg)
+cli_demo_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                   struct sockaddr *sa, int salen, void *arg)
 {
 	static const char busy[] =
 	    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
 	    "application/json\r\nConnection: close\r\nContent-Length: ";
-	struct timeval tv = {DEMO_TIMEOUT_S, 0};
+	struct timeval tv = {CLI_DEMO_TIMEOUT_S, 0};
 	char answer[256];
 	int n;
-	struct demo *d = arg;
-	struct demo_conn *c;
+	struct cli_demo *d = arg;
+	struct cli_demo_conn *c;
 	int one = 1;
 
-	if (d->nconns >= DEMO_MAX_CONNS) {
+	if (d->nconns >= CLI_DEMO_MAX_CONNS) {
 		/* Best effort: the socket is fresh, the answer small. */
 		n = snprintf(answer, sizeof(answer), "%s%zu\r\n\r\n%s", busy,
-		             sizeof(DEMO_BUSY_BODY) - 1, DEMO_BUSY_BODY);
+		             sizeof(CLI_DEMO_BUSY_BODY) - 1,
+		             CLI_DEMO_BUSY_BODY);
 		if (send(fd, answer, (size_t)n, MSG_NOSIGNAL) < 0)
 			log_debug("demo-resource: refusing: %s",
 			          strerror(errno));
@@ -629,7 +637,7 @@ demo_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		free(c);
 		return;
 	}
-	demo_peer_name(sa, c->peer, sizeof(c->peer));
+	cli_demo_peer_name(sa, c->peer, sizeof(c->peer));
 	http_request_init(&c->req);
 	buf_init(&c->body);
 	c->next = d->conns;
@@ -637,8 +645,8 @@ demo_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		d->conns->prev = c;
 	d->conns = c;
 	d->nconns++;
-	bufferevent_setcb(c->bev, demo_read_cb, demo_write_cb, demo_event_cb,
-	                  c);
+	bufferevent_setcb(c->bev, cli_demo_read_cb, cli_demo_write_cb,
+	                  cli_demo_event_cb, c);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
@@ -646,7 +654,7 @@ demo_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 /* --- start and stop --------------------------------------------------- */
 
 static int
-demo_listen(struct demo *d, const char *addr, char *err)
+cli_demo_listen(struct cli_demo *d, const char *addr, char *err)
 {
 	struct addrinfo hints, *res = NULL, *ai;
 	const char *colon = strrchr(addr, ':'), *h = addr;
@@ -683,7 +691,7 @@ demo_listen(struct demo *d, const char *addr, char *err)
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
 		lev = evconnlistener_new_bind(
-		    d->base, demo_accept_cb, d,
+		    d->base, cli_demo_accept_cb, d,
 		    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
 		        LEV_OPT_CLOSE_ON_EXEC,
 		    128, ai->ai_addr, (int)ai->ai_addrlen);
@@ -698,8 +706,8 @@ demo_listen(struct demo *d, const char *addr, char *err)
 		sl = sizeof(ss);
 		if (getsockname(evconnlistener_get_fd(lev),
 		                (struct sockaddr *)&ss, &sl) == 0)
-			demo_peer_name((struct sockaddr *)&ss, name,
-			               sizeof(name));
+			cli_demo_peer_name((struct sockaddr *)&ss, name,
+			                   sizeof(name));
 		else
 			snprintf(name, sizeof(name), "%s", addr);
 		log_info("demo-resource listening on %s", name);
@@ -709,9 +717,9 @@ demo_listen(struct demo *d, const char *addr, char *err)
 }
 
 static void
-demo_signal_cb(evutil_socket_t sig, short what, void *arg)
+cli_demo_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
-	struct demo *d = arg;
+	struct cli_demo *d = arg;
 
 	log_info("demo-resource: %s: stopping after %llu request(s), %llu "
 	         "verified",
@@ -739,11 +747,11 @@ cli_demo_resource(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *keyfile = NULL, *listen = DEMO_DEFAULT_LISTEN;
+	const char *keyfile = NULL, *listen = CLI_DEMO_DEFAULT_LISTEN;
 	const char *profile = "lumoauth", *label = NULL, *components = NULL;
 	struct event *ev_term = NULL, *ev_int = NULL;
 	char err[ERR_MAX];
-	struct demo *d;
+	struct cli_demo *d;
 	struct buf tok;
 	size_t i;
 	int c, rc;
@@ -772,12 +780,13 @@ cli_demo_resource(int argc, char **argv)
 			components = optarg;
 			break;
 		case 'h':
-			demo_usage(stdout);
+			cli_demo_usage(stdout);
 			free(d);
 			return 0;
 		default:
 			free(d);
-			return cli_badopt("demo-resource", c, argv, demo_usage);
+			return cli_badopt("demo-resource", c, argv,
+			                  cli_demo_usage);
 		}
 	}
 	if (optind < argc) {
@@ -791,7 +800,7 @@ cli_demo_resource(int argc, char **argv)
 	if (keyfile == NULL) {
 		fprintf(stderr, "aauth-proxy demo-resource: --key FILE is "
 		                "required (the agent's public key)\n\n");
-		demo_usage(stderr);
+		cli_demo_usage(stderr);
 		free(d);
 		return 2;
 	}
@@ -818,12 +827,12 @@ cli_demo_resource(int argc, char **argv)
 		                "event loop\n");
 		goto out;
 	}
-	if (demo_listen(d, listen, err) == -1) {
+	if (cli_demo_listen(d, listen, err) == -1) {
 		fprintf(stderr, "aauth-proxy demo-resource: %s\n", err);
 		goto out;
 	}
-	ev_term = evsignal_new(d->base, SIGTERM, demo_signal_cb, d);
-	ev_int = evsignal_new(d->base, SIGINT, demo_signal_cb, d);
+	ev_term = evsignal_new(d->base, SIGTERM, cli_demo_signal_cb, d);
+	ev_int = evsignal_new(d->base, SIGINT, cli_demo_signal_cb, d);
 	if (ev_term == NULL || ev_int == NULL) {
 		fprintf(stderr, "aauth-proxy demo-resource: cannot watch "
 		                "signals\n");
@@ -839,7 +848,7 @@ cli_demo_resource(int argc, char **argv)
 	rc = 0;
 out:
 	while (d->conns != NULL)
-		demo_conn_free(d->conns);
+		cli_demo_conn_free(d->conns);
 	for (i = 0; i < d->nlisteners; i++)
 		evconnlistener_free(d->listeners[i]);
 	free(d->listeners);
