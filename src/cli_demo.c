@@ -827,10 +827,7 @@ cli_demo_resource(int argc, char **argv)
 		                "event loop\n");
 		goto out;
 	}
-	if (cli_demo_listen(d, listen, err) == -1) {
-		fprintf(stderr, "aauth-proxy demo-resource: %s\n", err);
-		goto out;
-	}
+	/* Signals first: whoever sees "listening" may stop it at once. */
 	ev_term = evsignal_new(d->base, SIGTERM, cli_demo_signal_cb, d);
 	ev_int = evsignal_new(d->base, SIGINT, cli_demo_signal_cb, d);
 	if (ev_term == NULL || ev_int == NULL) {
@@ -844,6 +841,10 @@ cli_demo_resource(int argc, char **argv)
 	         d->v.profile.name, cli_verifier_label(&d->v),
 	         d->v.key.thumbprint,
 	         d->token_file ? d->token_file : "not checked");
+	if (cli_demo_listen(d, listen, err) == -1) {
+		fprintf(stderr, "aauth-proxy demo-resource: %s\n", err);
+		goto out;
+	}
 	event_base_dispatch(d->base);
 	rc = 0;
 out:
