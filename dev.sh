@@ -6,6 +6,7 @@
 # Debian 12, as root (or with sudo). Safe to run again: it installs only what is missing.
 # `run` listens on 127.0.0.1:8787 (proxy) and 127.0.0.1:8790 (demo resource);
 # AAUTH_DEV_LISTEN and AAUTH_DEV_DEMO_LISTEN move them (the tests do, to stay apart).
+# The proxy gets its address as --listen, so the printed command is always right.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -56,7 +57,7 @@ wait_listening() { # ADDR PID
 cmd_run() {
 	local conf=conf/aauth-proxy.json
 	local proxy=${AAUTH_DEV_LISTEN:-127.0.0.1:8787} demo=${AAUTH_DEV_DEMO_LISTEN:-127.0.0.1:8790}
-	local listen_args=() demo_pid proxy_pid rc noproxy=
+	local demo_pid proxy_pid rc noproxy=
 	install_pkgs "${APT_PKGS[@]}"
 	say "building"
 	build build
@@ -75,17 +76,17 @@ cmd_run() {
 		(umask 077; echo "demo-$(openssl rand -hex 16)" > state/tokens/demo)
 	fi
 	./build/aauth-proxy check-config -c "$conf"
-	[ -n "${AAUTH_DEV_LISTEN:-}" ] && listen_args=(--listen "$proxy")
 
 	say "starting the demo resource on $demo and aauth-proxy on $proxy (Ctrl-C stops both)"
 	./build/aauth-proxy demo-resource --listen "$demo" --key state/agent-key.pub.pem \
 		--token-file state/tokens/demo &
 	demo_pid=$!
-	./build/aauth-proxy run -c "$conf" "${listen_args[@]}" "$@" &
+	./build/aauth-proxy run -c "$conf" --listen "$proxy" "$@" &
 	proxy_pid=$!
-	# Ctrl-C reaches every process of the terminal's group, so both stop by themselves;
-	# a SIGTERM to this script is passed on. The demo never outlives the proxy.
-	trap ':' INT
+	# Ctrl-C reaches every process of the terminal's group, so both stop by themselves and
+	# this shell only waits (ignoring it keeps that wait whole); a SIGTERM to this script is
+	# passed on to the proxy. The demo never outlives the proxy.
+	trap '' INT
 	trap 'kill -TERM "$proxy_pid" 2>/dev/null' TERM
 	trap 'kill -TERM "$demo_pid" "$proxy_pid" 2>/dev/null' EXIT
 	if ! wait_listening "$demo" "$demo_pid" || ! wait_listening "$proxy" "$proxy_pid"; then
@@ -95,11 +96,12 @@ cmd_run() {
 	# A no_proxy naming localhost would send curl around the proxy.
 	[ -n "${no_proxy:-}${NO_PROXY:-}" ] && noproxy="--noproxy '' "
 	echo "try: curl ${noproxy}-x http://$proxy http://demo.localhost:${demo##*:}/hello"
-	# Until the proxy ends (a trapped signal interrupts wait: wait again).
-	while :; do
+	rc=0
+	wait "$proxy_pid" || rc=$?
+	# The TERM trap interrupts that wait: wait on while the proxy drains.
+	while kill -0 "$proxy_pid" 2>/dev/null; do
 		rc=0
 		wait "$proxy_pid" || rc=$?
-		kill -0 "$proxy_pid" 2>/dev/null || break
 	done
 	kill -TERM "$demo_pid" 2>/dev/null || true
 	wait "$demo_pid" 2>/dev/null || true
