@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # aauth-proxy developer entry point — the README's two quick-start commands:
-#   ./dev.sh run    install what is missing, build, start the proxy on conf/aauth-proxy.json
+#   ./dev.sh run    install what is missing, build, start the demo resource and the proxy on
+#                   conf/aauth-proxy.json, print a `try:` command that gets a verified request
 #   ./dev.sh test   install what is missing, build (plain + ASan/UBSan), run every test suite
 # Debian 12, as root (or with sudo). Safe to run again: it installs only what is missing.
+# `run` listens on 127.0.0.1:8787 (proxy) and 127.0.0.1:8790 (demo resource);
+# AAUTH_DEV_LISTEN and AAUTH_DEV_DEMO_LISTEN move them (the tests do, to stay apart).
+# The proxy gets its address as --listen, so the printed command is always right.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -19,12 +23,13 @@ as_root() {
 }
 
 # Install the Debian packages that are not installed yet (apt-get update once).
+# NEED_NODE=1: Node too (the tests' undici clients; Debian's or any on PATH).
 install_pkgs() {
 	local missing=() p
 	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 	done
-	if ! command -v node >/dev/null 2>&1; then missing+=(nodejs npm); fi
+	if [ "${NEED_NODE:-0}" = 1 ] && ! command -v node >/dev/null 2>&1; then missing+=(nodejs npm); fi
 	[ ${#missing[@]} -eq 0 ] && return 0
 	say "installing: ${missing[*]}"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -37,7 +42,22 @@ build() { # build DIR [meson options...]
 	meson compile -C "$dir" >/dev/null || meson compile -C "$dir"
 }
 
+# Wait (bounded) until HOST:PORT accepts a connection while process $2 lives.
+wait_listening() { # ADDR PID
+	local host=${1%:*} port=${1##*:} i
+	host=${host#[}; host=${host%]}
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$2" 2>/dev/null || return 1
+		(exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 cmd_run() {
+	local conf=conf/aauth-proxy.json
+	local proxy=${AAUTH_DEV_LISTEN:-127.0.0.1:8787} demo=${AAUTH_DEV_DEMO_LISTEN:-127.0.0.1:8790}
+	local demo_pid proxy_pid rc noproxy=
 	install_pkgs "${APT_PKGS[@]}"
 	say "building"
 	build build
@@ -47,17 +67,50 @@ cmd_run() {
 		say "generating the agent key state/agent-key.pem (register the JWKS below)"
 		./build/aauth-proxy keygen --out state/agent-key.pem
 	fi
-	if [ ! -f state/tokens/example-api ]; then
-		# Placeholder so the example rule is complete; replace with a real token.
-		(umask 077; echo "replace-me-with-an-access-token" > state/tokens/example-api)
+	# The demo resource verifies with the public half only, as a real resource would.
+	if [ ! -f state/agent-key.pub.pem ] || [ state/agent-key.pem -nt state/agent-key.pub.pem ]; then
+		openssl pkey -in state/agent-key.pem -pubout -out state/agent-key.pub.pem
 	fi
-	./build/aauth-proxy check-config -c conf/aauth-proxy.json
-	say "starting aauth-proxy on 127.0.0.1:8787 (Ctrl-C stops it)"
-	exec ./build/aauth-proxy run -c conf/aauth-proxy.json "$@"
+	if [ ! -s state/tokens/demo ]; then
+		# A random token for the demo resource; never a placeholder that could go anywhere.
+		(umask 077; echo "demo-$(openssl rand -hex 16)" > state/tokens/demo)
+	fi
+	./build/aauth-proxy check-config -c "$conf"
+
+	say "starting the demo resource on $demo and aauth-proxy on $proxy (Ctrl-C stops both)"
+	./build/aauth-proxy demo-resource --listen "$demo" --key state/agent-key.pub.pem \
+		--token-file state/tokens/demo &
+	demo_pid=$!
+	./build/aauth-proxy run -c "$conf" --listen "$proxy" "$@" &
+	proxy_pid=$!
+	# Ctrl-C reaches every process of the terminal's group, so both stop by themselves and
+	# this shell only waits (ignoring it keeps that wait whole); a SIGTERM to this script is
+	# passed on to the proxy. The demo never outlives the proxy.
+	trap '' INT
+	trap 'kill -TERM "$proxy_pid" 2>/dev/null' TERM
+	trap 'kill -TERM "$demo_pid" "$proxy_pid" 2>/dev/null' EXIT
+	if ! wait_listening "$demo" "$demo_pid" || ! wait_listening "$proxy" "$proxy_pid"; then
+		echo "aauth-proxy or the demo resource did not start (see above)" >&2
+		exit 1
+	fi
+	# A no_proxy naming localhost would send curl around the proxy.
+	[ -n "${no_proxy:-}${NO_PROXY:-}" ] && noproxy="--noproxy '' "
+	echo "try: curl ${noproxy}-x http://$proxy http://demo.localhost:${demo##*:}/hello"
+	rc=0
+	wait "$proxy_pid" || rc=$?
+	# The TERM trap interrupts that wait: wait on while the proxy drains.
+	while kill -0 "$proxy_pid" 2>/dev/null; do
+		rc=0
+		wait "$proxy_pid" || rc=$?
+	done
+	kill -TERM "$demo_pid" 2>/dev/null || true
+	wait "$demo_pid" 2>/dev/null || true
+	trap - EXIT
+	return "$rc"
 }
 
 cmd_test() {
-	install_pkgs "${APT_PKGS[@]}" "${TEST_PKGS[@]}"
+	NEED_NODE=1 install_pkgs "${APT_PKGS[@]}" "${TEST_PKGS[@]}"
 	say "building (debug) and (ASan+UBSan)"
 	build build
 	build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug

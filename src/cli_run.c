@@ -12,6 +12,13 @@
 #include "proxy.h"
 #include "util.h"
 
+/* config_warnings' sink for `run`: the log, at start. */
+static void
+cli_run_warn(void *arg, const char *msg)
+{
+	log_warn("%s", msg);
+}
+
 static void
 cli_run_usage(FILE *out)
 {
@@ -93,6 +100,7 @@ cli_run(int argc, char **argv)
 		goto out;
 	}
 	log_init(level ? lv : cfg->log_level, stderr);
+	config_warnings(cfg, cli_run_warn, NULL);
 	rc = proxy_run(cfg, listen, nlisten);
 out:
 	free(listen);

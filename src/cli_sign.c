@@ -730,6 +730,58 @@ out:
 }
 
 int
+cli_verifier_init(struct cli_verifier *v, const char *cmd, const char *profile,
+                  const char *label, const char *components,
+                  const char *keyfile)
+{
+	char err[ERR_MAX];
+
+	memset(v, 0, sizeof(*v));
+	v->label = label;
+	if (label && cli_sign_label(cmd, label))
+		return 2;
+	if (httpsig_profile_builtin(&v->profile, profile ? profile : "lumoauth",
+	                            err) == -1) {
+		fprintf(stderr, "aauth-proxy %s: --profile: %s\n", cmd, err);
+		return 2;
+	}
+	if (components && cli_sign_set_components(cmd, &v->profile, components))
+		return 2;
+	if (key_load_public(&v->key, keyfile, err) == -1) {
+		fprintf(stderr, "aauth-proxy %s: %s\n", cmd, err);
+		return 1;
+	}
+	return 0;
+}
+
+int
+cli_verifier_check(const struct cli_verifier *v, const struct http_request *req,
+                   const struct httpsig_verify_opts *o, struct buf *base,
+                   char *err)
+{
+	struct httpsig_verify_opts vo;
+
+	memset(&vo, 0, sizeof(vo));
+	if (o != NULL)
+		vo = *o;
+	vo.label = v->label;
+	return httpsig_verify(&v->profile, &v->key, req, &vo, base, err);
+}
+
+const char *
+cli_verifier_label(const struct cli_verifier *v)
+{
+	return v->label ? v->label : v->profile.label;
+}
+
+void
+cli_verifier_free(struct cli_verifier *v)
+{
+	key_free(&v->key);
+	httpsig_profile_free(&v->profile);
+}
+
+int
 cli_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -747,16 +799,14 @@ cli_verify(int argc, char **argv)
 	const char *file = NULL, *keyfile = NULL, *profile = "lumoauth";
 	const char *label = NULL, *scheme = NULL, *components = NULL;
 	struct httpsig_verify_opts vo;
-	struct httpsig_profile p;
+	struct cli_verifier v;
 	struct http_request req;
 	char err[ERR_MAX];
-	struct key k;
 	struct buf base;
 	int c, verbose = 0, rc;
 
 	memset(&vo, 0, sizeof(vo));
-	memset(&p, 0, sizeof(p));
-	memset(&k, 0, sizeof(k));
+	memset(&v, 0, sizeof(v));
 	http_request_init(&req);
 	buf_init(&base);
 	optind = 1;
@@ -813,26 +863,15 @@ cli_verify(int argc, char **argv)
 		cli_verify_usage(stderr);
 		return 2;
 	}
-	if ((label && cli_sign_label("verify", label)) ||
-	    (scheme && cli_sign_scheme("verify", scheme)))
+	if (scheme && cli_sign_scheme("verify", scheme))
 		return 2;
-	rc = 2;
-	if (httpsig_profile_builtin(&p, profile, err) == -1) {
-		fprintf(stderr, "aauth-proxy verify: --profile: %s\n", err);
+	if ((rc = cli_verifier_init(&v, "verify", profile, label, components,
+	                            keyfile)) != 0)
 		goto out;
-	}
-	if (components && cli_sign_set_components("verify", &p, components))
-		goto out;
-	rc = 1;
-	if (key_load_public(&k, keyfile, err) == -1) {
-		fprintf(stderr, "aauth-proxy verify: %s\n", err);
-		goto out;
-	}
 	if ((rc = cli_sign_read_request("verify", file, scheme, &req)) != 0)
 		goto out;
 	rc = 1;
-	vo.label = label;
-	if (httpsig_verify(&p, &k, &req, &vo, &base, err) == -1) {
+	if (cli_verifier_check(&v, &req, &vo, &base, err) == -1) {
 		if (verbose)
 			cli_sign_print_base(&base);
 		fprintf(stderr, "aauth-proxy verify: invalid: %s\n", err);
@@ -841,11 +880,10 @@ cli_verify(int argc, char **argv)
 	if (verbose)
 		cli_sign_print_base(&base);
 	printf("valid: signature '%s' (profile %s) verified with key %s\n",
-	       label ? label : p.label, p.name, k.thumbprint);
+	       cli_verifier_label(&v), v.profile.name, v.key.thumbprint);
 	rc = fflush(stdout) == 0 ? 0 : 1;
 out:
-	key_free(&k);
-	httpsig_profile_free(&p);
+	cli_verifier_free(&v);
 	http_request_free(&req);
 	buf_free(&base);
 	return rc;

@@ -3,6 +3,7 @@
  * Validation is complete here so the data path never meets a bad value;
  * every error names the file, the field as a JSON path, and the reason.
  * Unknown fields are errors too: a typo must not silently drop a rule.
+ * The file is JSON plus "//" comments, so it can explain itself.
  */
 #include "config.h"
 
@@ -21,6 +22,7 @@
 #include "key.h"
 #include "log.h"
 #include "netaddr.h"
+#include "token.h"
 #include "util.h"
 
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:8787"
@@ -63,14 +65,49 @@ config_action_name(enum route_action a)
 	return "?";
 }
 
-/* Reject members other than the allowed ones (NULL-terminated list). */
+/* Edit distance between two field names, counting a swap of neighbours
+ * as one edit (so "defualt_action" is one away from "default_action").
+ * Names longer than CONFIG_NAME_MAX are simply "far". */
+#define CONFIG_NAME_MAX 64
+
+static size_t
+config_distance(const char *a, const char *b)
+{
+	size_t d[CONFIG_NAME_MAX + 1][CONFIG_NAME_MAX + 1];
+	size_t la = strlen(a), lb = strlen(b), i, j, v;
+
+	if (la > CONFIG_NAME_MAX || lb > CONFIG_NAME_MAX)
+		return SIZE_MAX;
+	for (i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (i = 1; i <= la; i++)
+		for (j = 1; j <= lb; j++) {
+			int same = (a[i - 1] | 0x20) == (b[j - 1] | 0x20);
+
+			v = d[i - 1][j - 1] + !same;
+			if (d[i - 1][j] + 1 < v)
+				v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+		}
+	return d[la][lb];
+}
+
+/* Reject members other than the allowed ones (NULL-terminated list),
+ * suggesting the allowed name a typo is closest to. */
 static int
 config_check_keys(struct config_ctx *x, json_t *obj, const char *path,
                   const char *const *allowed)
 {
-	const char *k;
+	const char *k, *best;
+	size_t i, d, best_d;
 	json_t *v;
-	size_t i;
 
 	json_object_foreach(obj, k, v)
 	{
@@ -82,6 +119,23 @@ config_check_keys(struct config_ctx *x, json_t *obj, const char *path,
 
 			snprintf(field, sizeof(field), "%s%s%s", path,
 			         *path ? "." : "", k);
+			best = NULL;
+			best_d = SIZE_MAX;
+			for (i = 0; allowed[i] != NULL; i++) {
+				d = config_distance(k, allowed[i]);
+				if (d < best_d) {
+					best_d = d;
+					best = allowed[i];
+				}
+			}
+			/* Close enough to be the same word mistyped, not
+			 * merely another short name. */
+			if (best != NULL && best_d <= 2 &&
+			    best_d * 3 <= strlen(best))
+				return config_fail(
+				    x, field,
+				    "unknown field; did you mean \"%s\"?",
+				    best);
 			return config_fail(x, field, "unknown field");
 		}
 	}
@@ -476,12 +530,53 @@ config_find_resource(struct config *c, const char *name)
 	return NULL;
 }
 
+/* A rule host written as a URL or with a port: say where the parts go.
+ * Returns -1 (after config_fail) when h is one, 0 otherwise. */
+static int
+config_host_with_port(struct config_ctx *x, const char *field, const char *h)
+{
+	const char *start = h, *end, *colon, *s;
+	char host[128];
+	size_t n;
+
+	if ((s = strstr(h, "://")) != NULL)
+		start = s + 3;
+	for (end = start; *end && *end != '/' && *end != '?'; end++)
+		;
+	/* The port colon follows "]" for an IPv6 literal. */
+	s = start[0] == '[' ? memchr(start, ']', (size_t)(end - start)) : start;
+	colon = s ? memchr(s, ':', (size_t)(end - s)) : NULL;
+	/* Two colons without brackets: an IPv6 address, not host:port. */
+	if (colon != NULL && start[0] != '[' &&
+	    memchr(colon + 1, ':', (size_t)(end - colon - 1)) != NULL)
+		colon = NULL;
+	if (start == h && colon == NULL)
+		return 0;
+	n = (size_t)((colon ? colon : end) - start);
+	if (n >= sizeof(host))
+		n = sizeof(host) - 1;
+	memcpy(host, start, n);
+	host[n] = '\0';
+	if (colon != NULL)
+		return config_fail(x, field,
+		                   "'%s' has a port; a rule's host is the name "
+		                   "alone: \"host\": \"%s\", \"port\": "
+		                   "%.*s",
+		                   h, host, (int)(end - colon - 1), colon + 1);
+	return config_fail(x, field,
+	                   "'%s' is a URL; a rule's host is the name alone: "
+	                   "\"host\": \"%s\"",
+	                   h, host);
+}
+
 /* Host patterns: a DNS name or IP literal, or "*." + DNS suffix. */
 static int
 config_check_host(struct config_ctx *x, const char *field, const char *h)
 {
 	const char *p = h;
 
+	if (config_host_with_port(x, field, h) == -1)
+		return -1;
 	if (strncmp(p, "*.", 2) == 0)
 		p += 2;
 	if (*p == '\0')
@@ -918,12 +1013,15 @@ static struct config *
 config_parse_ctx(struct config_ctx *x, const char *json, const char *name)
 {
 	struct config *c = xcalloc(1, sizeof(*c));
+	char *text = xstrdup(json);
 	json_error_t je;
 	json_t *root;
 
 	config_defaults(c);
 	c->path = xstrdup(name);
-	root = json_loads(json, JSON_REJECT_DUPLICATES, &je);
+	util_json_strip_comments(text);
+	root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+	free(text);
 	if (root == NULL) {
 		err_set(x->err, "%s:%d:%d: invalid JSON: %s", name, je.line,
 		        je.column, je.text);
@@ -999,6 +1097,51 @@ config_free(struct config *c)
 	free(c);
 }
 
+size_t
+config_warnings(const struct config *c,
+                void (*emit)(void *arg, const char *msg), void *arg)
+{
+	char err[ERR_MAX], msg[ERR_MAX + 160];
+	size_t i, n = 0;
+
+	if (c->nrules == 0) {
+		snprintf(msg, sizeof(msg),
+		         "%s: no rules: nothing will be signed and every "
+		         "request gets default_action (%s); add a rule naming "
+		         "your API's host",
+		         c->path, config_action_name(c->default_action));
+		emit(arg, msg);
+		n++;
+	}
+	for (i = 0; i < c->nresources; i++) {
+		int rc = token_file_check(c->resources[i].token_file, err);
+
+		if (rc == 0)
+			continue;
+		snprintf(msg, sizeof(msg), "%s: resources.%s.token_file: %s%s",
+		         c->path, c->resources[i].name, err,
+		         rc == -1 ? " (requests to it get 503 until it holds "
+		                    "the access token)"
+		                  : "");
+		emit(arg, msg);
+		n++;
+	}
+	return n;
+}
+
+static void
+config_warn_stderr(void *arg, const char *msg)
+{
+	fprintf(stderr, "aauth-proxy: warning: %s\n", msg);
+}
+
+/* check-config without -c: the config `./dev.sh run` uses when run from
+ * the repository, else the one the systemd unit names. */
+static const char *const config_default_paths[] = {
+    CONFIG_DEFAULT_PATH,
+    CONFIG_SYSTEM_PATH,
+};
+
 int
 cli_check_config(int argc, char **argv)
 {
@@ -1006,14 +1149,21 @@ cli_check_config(int argc, char **argv)
 	const char *path = NULL;
 	struct config *c;
 	struct key k;
+	size_t j;
 	int i;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 ||
 		    strcmp(argv[i], "-h") == 0) {
-			printf("usage: aauth-proxy check-config -c FILE\n\n"
-			       "Parse and validate a configuration file; "
-			       "prints a summary, or the field at fault.\n");
+			printf(
+			    "usage: aauth-proxy check-config [-c FILE]\n\n"
+			    "Parse and validate a configuration file and "
+			    "the key it names; prints a\n"
+			    "summary, or the field at fault, and warns about "
+			    "token files that are\n"
+			    "missing, empty or hold a placeholder. Without "
+			    "-c: %s, else %s.\n",
+			    CONFIG_DEFAULT_PATH, CONFIG_SYSTEM_PATH);
 			return 0;
 		}
 		if ((strcmp(argv[i], "-c") == 0 ||
@@ -1026,14 +1176,31 @@ cli_check_config(int argc, char **argv)
 			fprintf(stderr,
 			        "aauth-proxy check-config: unexpected "
 			        "argument '%s'\nusage: aauth-proxy "
-			        "check-config -c FILE\n",
+			        "check-config [-c FILE]\n",
 			        argv[i]);
 			return 2;
 		}
 	}
 	if (path == NULL) {
-		fprintf(stderr, "usage: aauth-proxy check-config -c FILE\n");
-		return 2;
+		for (j = 0; j < sizeof(config_default_paths) /
+		                    sizeof(config_default_paths[0]);
+		     j++)
+			if (access(config_default_paths[j], F_OK) == 0) {
+				path = config_default_paths[j];
+				break;
+			}
+		if (path == NULL) {
+			fprintf(stderr,
+			        "aauth-proxy check-config: no -c FILE given, "
+			        "and neither %s nor %s exists\n"
+			        "usage: aauth-proxy check-config [-c FILE]\n",
+			        CONFIG_DEFAULT_PATH, CONFIG_SYSTEM_PATH);
+			return 2;
+		}
+		fprintf(stderr,
+		        "aauth-proxy check-config: no -c FILE given; checking "
+		        "%s\n",
+		        path);
 	}
 	if ((c = config_load(path, err)) == NULL) {
 		fprintf(stderr, "aauth-proxy: %s\n", err);
@@ -1047,15 +1214,7 @@ cli_check_config(int argc, char **argv)
 		return 1;
 	}
 	key_free(&k);
-	for (i = 0; i < (int)c->nresources; i++)
-		if (access(c->resources[i].token_file, R_OK) == -1)
-			fprintf(
-			    stderr,
-			    "aauth-proxy: warning: resources.%s.token_file: "
-			    "%s: %s (requests to it get 503 until it "
-			    "exists)\n",
-			    c->resources[i].name, c->resources[i].token_file,
-			    strerror(errno));
+	config_warnings(c, config_warn_stderr, NULL);
 	printf("%s: ok: %zu listener(s), %zu resource(s), %zu rule(s), "
 	       "unmatched hosts: %s\n",
 	       path, c->nlisten, c->nresources, c->nrules,

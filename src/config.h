@@ -74,10 +74,23 @@ struct config {
 	char *access_log; /* "stderr" (default), "off", or a file path */
 };
 
+/* Where check-config looks without -c: the repository's config (what
+ * ./dev.sh run uses, relative to the working directory), then the one the
+ * systemd unit names. */
+#define CONFIG_DEFAULT_PATH "conf/aauth-proxy.json"
+#define CONFIG_SYSTEM_PATH  "/etc/aauth-proxy/aauth-proxy.json"
+
 /* Parse and validate a config file. NULL on error, err names the field. */
 struct config *config_load(const char *path, char *err);
 /* Same, from a JSON text (tests, defaults). */
 struct config *config_parse(const char *json, const char *name, char *err);
 void config_free(struct config *c);
+
+/* What loads but would surprise whoever runs it: no rules, token files
+ * that are missing, empty, unusable, readable by others or hold a
+ * placeholder. emit gets one complete sentence per warning (never a
+ * token); returns how many. `run` logs them, check-config prints them. */
+size_t config_warnings(const struct config *c,
+                       void (*emit)(void *arg, const char *msg), void *arg);
 
 #endif

@@ -116,6 +116,8 @@ static const struct {
 };
 
 static int httpsig_profile_prepare(struct httpsig_profile *p, char *err);
+static char *httpsig_field_value(const struct http_request *req,
+                                 const char *name);
 static void httpsig_comps_free(struct httpsig_comps *cs);
 
 /* ---- profiles ---- */
@@ -1359,6 +1361,102 @@ out:
 	buf_free(&params);
 	sfv_member_free(&m);
 	return r;
+}
+
+/* ---- describing a signature ---- */
+
+/* The string parameter key of m, copied, or NULL when absent or not a
+ * string. */
+static char *
+httpsig_param_str(const struct sfv_member *m, const char *key)
+{
+	const struct sfv_bare *b = sfv_params_get(&m->params, key);
+
+	return b != NULL && b->type == SFV_STRING ? xstrdup(b->str) : NULL;
+}
+
+int
+httpsig_inspect(const struct http_request *req, const char *label,
+                struct httpsig_info *out, char *err)
+{
+	const struct sfv_member *m;
+	const struct sfv_bare *b;
+	struct sfv_list d;
+	char perr[ERR_MAX];
+	char *siv;
+	struct buf t;
+	size_t i;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	memset(&d, 0, sizeof(d));
+	if ((siv = httpsig_field_value(req, "signature-input")) == NULL) {
+		err_set(err, "the request has no Signature-Input field");
+		return -1;
+	}
+	if (sfv_parse_dict(siv, strlen(siv), 0, &d, perr) == -1) {
+		err_set(err, "Signature-Input is not a valid dictionary: %s",
+		        perr);
+		goto out;
+	}
+	if ((m = sfv_dict_get(&d, label)) == NULL || !m->is_inner) {
+		err_set(err, "Signature-Input has no inner list labelled '%s'",
+		        label);
+		goto out;
+	}
+	out->label = xstrdup(label);
+	out->components = xcalloc(m->nitems ? m->nitems : 1, sizeof(char *));
+	for (i = 0; i < m->nitems; i++) {
+		if (m->items[i].bare.type != SFV_STRING) {
+			err_set(err,
+			        "Signature-Input '%s': component %zu is not a "
+			        "string",
+			        label, i);
+			goto out;
+		}
+		/* Written as a user names it: example-dict;key="a". */
+		buf_init(&t);
+		buf_appends(&t, m->items[i].bare.str);
+		if (sfv_serialize_params(&m->items[i].params, &t, err) == -1) {
+			buf_free(&t);
+			goto out;
+		}
+		buf_append(&t, "", 0);
+		out->components[out->ncomponents++] = buf_steal(&t);
+	}
+	if ((b = sfv_params_get(&m->params, "created")) != NULL &&
+	    b->type == SFV_INTEGER)
+		out->created = b->num;
+	if ((b = sfv_params_get(&m->params, "expires")) != NULL &&
+	    b->type == SFV_INTEGER)
+		out->expires = b->num;
+	out->nonce = httpsig_param_str(m, "nonce");
+	out->keyid = httpsig_param_str(m, "keyid");
+	out->alg = httpsig_param_str(m, "alg");
+	out->tag = httpsig_param_str(m, "tag");
+	rc = 0;
+out:
+	if (rc == -1)
+		httpsig_info_free(out);
+	sfv_list_free(&d);
+	free(siv);
+	return rc;
+}
+
+void
+httpsig_info_free(struct httpsig_info *i)
+{
+	size_t k;
+
+	for (k = 0; k < i->ncomponents; k++)
+		free(i->components[k]);
+	free(i->components);
+	free(i->label);
+	free(i->nonce);
+	free(i->keyid);
+	free(i->alg);
+	free(i->tag);
+	memset(i, 0, sizeof(*i));
 }
 
 /* ---- signing ---- */

@@ -124,6 +124,23 @@ int httpsig_verify(const struct httpsig_profile *p, const struct key *pub,
                    const struct httpsig_verify_opts *o, struct buf *base_out,
                    char *err);
 
+/* What a request's signature says about itself, unverified: for showing a
+ * developer what was signed (demo-resource). */
+struct httpsig_info {
+	char *label;
+	char **components; /* as a user names them: "@method",
+	                      "example-dict;key=\"a\"" */
+	size_t ncomponents;
+	int64_t created, expires;        /* 0 when absent */
+	char *nonce, *keyid, *alg, *tag; /* NULL when absent */
+};
+
+/* Read the Signature-Input member with this label. -1 with err when there
+ * is none or it does not parse; free out with httpsig_info_free after 0. */
+int httpsig_inspect(const struct http_request *req, const char *label,
+                    struct httpsig_info *out, char *err);
+void httpsig_info_free(struct httpsig_info *i);
+
 /* The signature base for one Signature-Input member value (the text after
  * "label="), exactly as RFC 9421 §2.5 builds it: the @signature-params line
  * is the canonical RFC 8941 serialisation of the parsed inner list and its

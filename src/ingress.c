@@ -51,13 +51,15 @@ ingress_usage(struct ingress *in, const struct ingress_listener *ls,
 		               "HTTP/1.1). Send them on %s.",
 		               why, ls->name);
 	else
-		ingress_refuse(in, 400, NULL, "not_a_proxy_request", 1,
-		               "%s: this is a forward proxy, it takes "
-		               "absolute-form requests (GET http://host/path "
-		               "HTTP/1.1). Point your client at it: "
-		               "HTTP_PROXY=http://%s, or curl -x http://%s "
-		               "http://api.example.com/",
-		               why, ls->name, ls->name);
+		ingress_refuse(
+		    in, 400, NULL, "not_a_proxy_request", 1,
+		    "%s: this is a forward proxy, it takes "
+		    "absolute-form requests (GET http://host/path "
+		    "HTTP/1.1). Point your client at it: "
+		    "http_proxy=http://%s HTTP_PROXY=http://%s (curl, "
+		    "wget and git read only the lower-case one), or "
+		    "curl -x http://%s http://api.example.com/",
+		    why, ls->name, ls->name, ls->name);
 }
 
 /* TRACE (and IIS's TRACK) makes the upstream echo the request it got: on
@@ -213,6 +215,17 @@ ingress_classify(const struct config *cfg, const struct ingress_listener *ls,
 			ingress_refuse(in, 403, "http_request_denied", "denied",
 			               0, "rule '%s' denies requests to %s:%d",
 			               rule->host, r->host, port);
+		else if ((rule = route_match_other_port(cfg, r->host, port)) !=
+		         NULL)
+			ingress_refuse(
+			    in, 403, "http_request_denied", "denied", 0,
+			    "no rule names %s:%d and default_action "
+			    "is deny; rule '%s' names port %d only. A "
+			    "rule's port is the port in the URL the "
+			    "agent uses, and http:// URLs without one "
+			    "use port 80: drop \"port\" from the rule "
+			    "or give it %d",
+			    r->host, port, rule->host, rule->port, port);
 		else
 			ingress_refuse(in, 403, "http_request_denied", "denied",
 			               0,

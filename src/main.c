@@ -23,6 +23,8 @@ static const struct main_cmd main_cmds[] = {
      "print the public JWK, JWKS and thumbprint of a key"},
     {"sign", cli_sign, "sign an HTTP request read from a file or stdin"},
     {"verify", cli_verify, "verify a signed HTTP request"},
+    {"demo-resource", cli_demo_resource,
+     "serve a resource that verifies signed requests (for trying)"},
 };
 
 static void
@@ -34,7 +36,7 @@ main_usage(FILE *out)
 	             "A local signing forward proxy that gives AI agents an "
 	             "AAuth identity.\n\ncommands:\n");
 	for (i = 0; i < sizeof(main_cmds) / sizeof(main_cmds[0]); i++)
-		fprintf(out, "  %-13s %s\n", main_cmds[i].name,
+		fprintf(out, "  %-14s %s\n", main_cmds[i].name,
 		        main_cmds[i].summary);
 	fprintf(out, "\n`aauth-proxy <command> --help` shows a command's "
 	             "options.\n");

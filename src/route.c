@@ -114,3 +114,19 @@ route_match(const struct config *c, const char *host, int port)
 	}
 	return best;
 }
+
+const struct config_rule *
+route_match_other_port(const struct config *c, const char *host, int port)
+{
+	struct route_name nm;
+	size_t i;
+
+	if (host == NULL || *host == '\0')
+		return NULL;
+	route_name_init(&nm, host);
+	for (i = 0; i < c->nrules; i++)
+		if (c->rules[i].port != -1 && c->rules[i].port != port &&
+		    route_score(&c->rules[i], &nm, c->rules[i].port) > 0)
+			return &c->rules[i];
+	return NULL;
+}

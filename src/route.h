@@ -13,4 +13,9 @@
 const struct config_rule *route_match(const struct config *c, const char *host,
                                       int port);
 
+/* A rule that names host on another port than this one (the first in
+ * the file), to explain a request no rule matched; NULL when none does. */
+const struct config_rule *route_match_other_port(const struct config *c,
+                                                 const char *host, int port);
+
 #endif

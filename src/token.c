@@ -133,41 +133,54 @@ token_same_file(const struct token_entry *e, const struct stat *st)
 	       e->mtim.tv_nsec == st->st_mtim.tv_nsec;
 }
 
-/* Read, trim and validate the file into e. */
+/* The token in a file's bytes: surrounding whitespace trimmed, and only
+ * visible ASCII inside, so a value can never inject a header. Sets
+ * [*start, *end) or returns -1 with err saying what is wrong. */
 static int
-token_reload(struct token_entry *e, const struct stat *st, char *err)
+token_parse(const struct buf *b, const char *path, size_t *start, size_t *end,
+            char *err)
 {
-	const char *path = e->path;
-	struct buf b;
-	size_t start = 0, end, i;
+	size_t s = 0, e = b->len, i;
 
-	buf_init(&b);
-	if (util_read_file(path, &b, TOKEN_MAX_BYTES, err) == -1)
-		goto fail;
-	end = b.len;
-	while (start < end && (b.data[start] == ' ' || b.data[start] == '\t' ||
-	                       b.data[start] == '\r' || b.data[start] == '\n'))
-		start++;
-	while (end > start &&
-	       (b.data[end - 1] == ' ' || b.data[end - 1] == '\t' ||
-	        b.data[end - 1] == '\r' || b.data[end - 1] == '\n'))
-		end--;
-	if (end == start) {
+	while (s < e && (b->data[s] == ' ' || b->data[s] == '\t' ||
+	                 b->data[s] == '\r' || b->data[s] == '\n'))
+		s++;
+	while (e > s && (b->data[e - 1] == ' ' || b->data[e - 1] == '\t' ||
+	                 b->data[e - 1] == '\r' || b->data[e - 1] == '\n'))
+		e--;
+	if (e == s) {
 		err_set(err, "token file %s is empty", path);
-		goto fail;
+		return -1;
 	}
-	for (i = start; i < end; i++) {
-		unsigned char ch = (unsigned char)b.data[i];
+	for (i = s; i < e; i++) {
+		unsigned char ch = (unsigned char)b->data[i];
 
 		if (ch < 0x21 || ch > 0x7e) {
 			err_set(
 			    err,
 			    "token file %s: byte %zu (0x%02x) is not allowed "
 			    "in a Bearer token (visible ASCII only)",
-			    path, i - start, ch);
-			goto fail;
+			    path, i - s, ch);
+			return -1;
 		}
 	}
+	*start = s;
+	*end = e;
+	return 0;
+}
+
+/* Read, trim and validate the file into e. */
+static int
+token_reload(struct token_entry *e, const struct stat *st, char *err)
+{
+	const char *path = e->path;
+	struct buf b;
+	size_t start, end;
+
+	buf_init(&b);
+	if (util_read_file(path, &b, TOKEN_MAX_BYTES, err) == -1 ||
+	    token_parse(&b, path, &start, &end, err) == -1)
+		goto fail;
 	token_entry_clear(e);
 	e->value_size = end - start + 1;
 	e->value = sodium_malloc(e->value_size);
@@ -244,4 +257,135 @@ token_get(struct token_store *ts, const struct config_resource *r,
 		}
 	}
 	return e->value;
+}
+
+int
+token_file_read(const char *path, struct buf *out, char *err)
+{
+	struct buf b;
+	size_t start, end;
+	int rc = -1;
+
+	buf_init(&b);
+	if (util_read_file(path, &b, TOKEN_MAX_BYTES, err) == 0 &&
+	    token_parse(&b, path, &start, &end, err) == 0) {
+		buf_append(out, b.data + start, end - start);
+		rc = 0;
+	}
+	if (b.data != NULL)
+		sodium_memzero(b.data, b.len);
+	buf_free(&b);
+	return rc;
+}
+
+/* Whether a token looks like something a person was meant to replace.
+ * Only signs no real token carries: long words that random base64url
+ * essentially never contains, whole-token words, '<' or '>' (outside the
+ * RFC 6750 b64token alphabet), one character repeated, or a run of x's
+ * standing alone ("sk-xxxx"), which a JWT or an opaque token does not
+ * have. Returns what matched, for the message, or NULL. */
+static const char *
+token_placeholder(const char *t, size_t n, char *why, size_t whylen)
+{
+	static const char *const words[] = {
+	    "replace-me",  "replace_me",  "replaceme",    "changeme",
+	    "change-me",   "change_me",   "your-token",   "your_token",
+	    "yourtoken",   "placeholder", "insert-token", "insert_token",
+	    "token-here",  "token_here",  "tokenhere",    "your-access",
+	    "your_access",
+	};
+	static const char *const whole[] = {
+	    "token", "secret", "test",  "todo", "tbd",     "dummy",
+	    "none",  "null",   "empty", "fake", "example", "bearer",
+	};
+	size_t i, j, run;
+	char lower[64];
+
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		size_t wl = strlen(words[i]);
+
+		for (j = 0; j + wl <= n; j++)
+			if (util_strncaseeq(t + j, words[i], wl)) {
+				snprintf(why, whylen, "contains \"%s\"",
+				         words[i]);
+				return why;
+			}
+	}
+	if (n < sizeof(lower)) {
+		memcpy(lower, t, n);
+		lower[n] = '\0';
+		util_lower(lower);
+		for (i = 0; i < sizeof(whole) / sizeof(whole[0]); i++)
+			if (strcmp(lower, whole[i]) == 0) {
+				snprintf(why, whylen, "is just \"%s\"",
+				         whole[i]);
+				return why;
+			}
+	}
+	if (memchr(t, '<', n) || memchr(t, '>', n)) {
+		snprintf(why, whylen, "contains '<' or '>'");
+		return why;
+	}
+	for (i = 1; i < n && t[i] == t[0]; i++)
+		;
+	if (i == n && n > 1) {
+		snprintf(why, whylen, "is one character repeated");
+		return why;
+	}
+	/* Runs of letters and digits that are all x. */
+	for (i = 0; i < n; i = j + 1) {
+		for (j = i, run = 0;
+		     j < n && ((t[j] >= '0' && t[j] <= '9') ||
+		               ((t[j] | 0x20) >= 'a' && (t[j] | 0x20) <= 'z'));
+		     j++)
+			run += (t[j] | 0x20) == 'x';
+		if (j - i >= 3 && run == j - i) {
+			snprintf(why, whylen, "has a run of x's");
+			return why;
+		}
+	}
+	return NULL;
+}
+
+int
+token_file_check(const char *path, char *err)
+{
+	char why[64];
+	struct stat st;
+	struct buf b;
+	int rc = -1;
+
+	buf_init(&b);
+	if (stat(path, &st) == -1) {
+		err_set(err, "token file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err_set(err, "token file %s is not a regular file", path);
+		return -1;
+	}
+	if (token_file_read(path, &b, err) == -1)
+		goto out;
+	rc = 1;
+	if (token_placeholder(b.data, b.len, why, sizeof(why)) != NULL) {
+		err_set(err,
+		        "token file %s looks like a placeholder (it %s), not "
+		        "an access token, yet it would be sent as the Bearer "
+		        "token; put the resource's real token there",
+		        path, why);
+		goto out;
+	}
+	if ((st.st_mode & 077) != 0) {
+		err_set(err,
+		        "token file %s is readable by group or others; chmod "
+		        "600 it",
+		        path);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (b.data != NULL)
+		sodium_memzero(b.data, b.len);
+	buf_free(&b);
+	return rc;
 }

@@ -1056,9 +1056,14 @@ upstream_fd_reused(struct upstream *u, int fd)
 {
 	if (upstream_sock_get(u, fd) == NULL)
 		return;
-	log_warn("descriptor %d was closed behind the upstream's back; "
-	         "dropping its stale event",
-	         fd);
+	/* Routine, not a fault: libcurl's threaded resolver has us watch
+	 * its socketpair and closes it itself (the close-socket callback
+	 * covers only sockets opened through ours), so after a name lookup
+	 * the number comes back with its event still parked. Dropping the
+	 * event is the whole remedy. */
+	log_debug("descriptor %d was closed behind the upstream's back; "
+	          "dropping its stale event",
+	          fd);
 	upstream_sock_forget(u, fd);
 }
 

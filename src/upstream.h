@@ -103,9 +103,9 @@ void upstream_cancel(struct upstream_req *r);
 /* Transfers in flight (for draining). */
 size_t upstream_active(const struct upstream *u);
 
-/* A descriptor was just returned by accept(): drop any event still
- * registered for an earlier socket with that number (defensive; curl
- * reports every close through our close-socket callback). */
+/* A descriptor was just returned by accept() or socket(): drop any event
+ * still registered for an earlier socket with that number (libcurl closes
+ * its resolver's socketpair without our close-socket callback). */
 void upstream_fd_reused(struct upstream *u, int fd);
 
 #endif

@@ -289,6 +289,30 @@ util_lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
+void
+util_json_strip_comments(char *s)
+{
+	int in_string = 0;
+
+	for (; *s; s++) {
+		if (in_string) {
+			if (*s == '\\' && s[1] != '\0')
+				s++;
+			else if (*s == '"')
+				in_string = 0;
+		} else if (*s == '"') {
+			in_string = 1;
+		} else if (s[0] == '/' && s[1] == '/') {
+			/* Blanked, not removed: the parser's line and column
+			 * numbers still point into the file as written. */
+			for (; *s && *s != '\n'; s++)
+				*s = ' ';
+			if (*s == '\0')
+				break;
+		}
+	}
+}
+
 int64_t
 util_now(void)
 {

@@ -63,6 +63,10 @@ int util_strcaseeq(const char *a, const char *b);
 int util_strncaseeq(const char *a, const char *b, size_t n);
 void util_lower(char *s);
 
+/* Blank out "//" comments (to the end of the line, outside strings) in a
+ * JSON text, in place, so a config file can explain itself. */
+void util_json_strip_comments(char *s);
+
 /* Unix time in seconds and monotonic milliseconds. */
 int64_t util_now(void);
 uint64_t util_mono_ms(void);

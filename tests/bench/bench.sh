@@ -21,7 +21,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 BUILD=${BUILD:-$REPO/build-bench}
-VECTORS=${AAUTH_VECTORS:-$REPO/../shared/vectors}
+VECTORS=${AAUTH_VECTORS:-$REPO/tests/vectors}
 DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-50}

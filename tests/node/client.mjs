@@ -3,7 +3,12 @@
 //
 //   node client.mjs '{"proxy": "http://127.0.0.1:P", "url": "http://…",
 //                     "method": "POST", "headers": {…}, "body_file": "…",
-//                     "mode": "body" | "sse", "api": "request" | "fetch"}'
+//                     "mode": "body" | "sse", "api": "request" | "fetch",
+//                     "agent": "proxy" | "env" | "env-default"}'
+//
+// agent "env": EnvHttpProxyAgent({ proxyTunnel: false }), which takes the
+// proxy from http_proxy/HTTP_PROXY (the README's advice for Node today);
+// "env-default": EnvHttpProxyAgent() as shipped, which tunnels (CONNECT).
 //
 // Prints JSON lines on stdout. mode "body": one line {status, headers,
 // sha256, len, text}. mode "sse": one line {event: <data JSON>} per event as
@@ -11,10 +16,15 @@
 // server, which holds back the next event until then), then {done, status}.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ProxyAgent, fetch, request } from 'undici';
+import { EnvHttpProxyAgent, ProxyAgent, fetch, request } from 'undici';
 
 const spec = JSON.parse(process.argv[2]);
-const agent = new ProxyAgent({ uri: spec.proxy, proxyTunnel: false });
+const agent =
+  spec.agent === 'env'
+    ? new EnvHttpProxyAgent({ proxyTunnel: false })
+    : spec.agent === 'env-default'
+      ? new EnvHttpProxyAgent()
+      : new ProxyAgent({ uri: spec.proxy, proxyTunnel: false });
 const method = spec.method || 'GET';
 const headers = spec.headers || {};
 const body = spec.body_file ? readFileSync(spec.body_file) : spec.body;

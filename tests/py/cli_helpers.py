@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("AAUTH_PROXY_BIN") or REPO / "build" / "aauth-proxy")
-VECTORS = Path(os.environ.get("AAUTH_VECTORS") or REPO.parent / "shared" / "vectors")
+VECTORS = Path(os.environ.get("AAUTH_VECTORS") or REPO / "tests" / "vectors")
 
 LUMO_X = "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg"
 LUMO_THUMBPRINT = "1IG2tMH7J2wbJZnOf8LJzQitKf7LMvoAElsuDMVM54Y"
@@ -44,8 +44,8 @@ def vector(rel):
 
 
 def private_copy(tmp_path, rel, name=None, mode=0o600):
-    """Copy a vector file to tmp_path with the given mode (the shared
-    vectors are world-readable and a key file must not be)."""
+    """Copy a vector file to tmp_path with the given mode (the vector
+    files are world-readable and a key file must not be)."""
     dst = Path(tmp_path) / (name or Path(rel).name)
     shutil.copyfile(vector(rel), dst)
     os.chmod(dst, mode)

@@ -3,7 +3,7 @@
 Run with `/usr/bin/python3 -m pytest tests/py` from the repository root.
 Environment:
   AAUTH_PROXY_BIN  the daemon to test (default: build/aauth-proxy)
-  AAUTH_VECTORS    the shared test vectors (default: ../shared/vectors)
+  AAUTH_VECTORS    the test vectors (default: tests/vectors in this repository)
 
 `proxy_factory(config)` starts the real daemon with a config dict;
 `world` bundles the usual scene: a protected fake resource on 127.0.0.1
@@ -22,6 +22,7 @@ import os
 import secrets
 import shutil
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def proxy_bin():
 
 @pytest.fixture(scope="session")
 def vectors():
-    path = Path(os.environ.get("AAUTH_VECTORS") or REPO.parent / "shared" / "vectors")
+    path = Path(os.environ.get("AAUTH_VECTORS") or REPO / "tests" / "vectors")
     if not (path / "lumoauth" / "agent-key.pem").is_file():
         pytest.fail(f"test vectors not found at {path}: set AAUTH_VECTORS")
     return path
@@ -73,6 +74,17 @@ def agent_key(vectors, tmp_path_factory):
 @pytest.fixture(scope="session")
 def pubkey(vectors):
     return lumo.load_public_key(vectors / "lumoauth" / "agent-key.pub.pem")
+
+
+@pytest.fixture(scope="session")
+def node_ready():
+    """tests/node's undici installed (npm ci on first use)."""
+    node_dir = REPO / "tests" / "node"
+    if not (node_dir / "node_modules" / "undici").is_dir():
+        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=node_dir,
+                           capture_output=True, timeout=300)
+        assert r.returncode == 0, r.stderr.decode()
+    return True
 
 
 def deep_merge(base, over):

@@ -45,8 +45,37 @@ def test_shipped_default_config_checks_once_key_exists(tmp_path):
     assert r.returncode == 0, r.stderr
     r = run("check-config", "-c", conf / "aauth-proxy.json")
     assert r.returncode == 0, r.stderr
-    # The token file does not exist yet: a warning naming the field.
-    assert b"resources.example-api.token_file" in r.stderr
+    # The demo token does not exist yet: a warning naming the field.
+    assert b"resources.demo.token_file" in r.stderr
+    assert b"503" in r.stderr
+
+
+def test_shipped_config_own_api_is_one_edit_away(tmp_path):
+    """The commented example API in conf/aauth-proxy.json: uncommenting its
+    two lines (what the README says to do) gives a valid config with an
+    example-api sign rule; commented, it is not active at all."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    text = (REPO / "conf" / "aauth-proxy.json").read_text()
+    (tmp_path / "state" / "tokens").mkdir(parents=True)
+    assert run("keygen", "--out", tmp_path / "state" / "agent-key.pem").returncode == 0
+    for name in ("demo", "example-api"):
+        tok = tmp_path / "state" / "tokens" / name
+        tok.write_text("t-" + name + "-0123456789abcdef\n")
+        os.chmod(tok, 0o600)
+    (conf / "aauth-proxy.json").write_text(text)
+    r = run("check-config", "-c", conf / "aauth-proxy.json")
+    assert r.returncode == 0 and r.stderr == b"", r.stderr
+    assert b"1 resource(s), 3 rule(s)" in r.stdout
+    lines = [ln for ln in text.splitlines() if "example-api" in ln
+             and ln.strip().startswith("//") and "{" in ln]
+    assert len(lines) == 2, lines
+    for ln in lines:
+        text = text.replace(ln, ln.replace("// ", "", 1))
+    (conf / "aauth-proxy.json").write_text(text)
+    r = run("check-config", "-c", conf / "aauth-proxy.json")
+    assert r.returncode == 0 and r.stderr == b"", r.stderr
+    assert b"2 resource(s), 4 rule(s)" in r.stdout
 
 
 def test_errors_name_the_field(tmp_path):
@@ -94,10 +123,14 @@ def test_key_problems_are_reported(tmp_path):
 
 
 def test_usage_errors(tmp_path):
-    assert run("check-config").returncode == 2
+    # No -c and no default config where it is run from: a usage error
+    # naming the paths it looked for.
+    r = run("check-config", cwd=tmp_path)
+    assert r.returncode == 2
+    assert b"conf/aauth-proxy.json" in r.stderr
     assert run("check-config", "--bogus").returncode == 2
     r = run("check-config", "--help")
-    assert r.returncode == 0 and b"check-config -c FILE" in r.stdout
+    assert r.returncode == 0 and b"check-config [-c FILE]" in r.stdout
     r = run("check-config", "-c", tmp_path / "nope.json")
     assert r.returncode == 1 and b"nope.json" in r.stderr
 
@@ -108,7 +141,8 @@ def test_every_command_has_help_and_version():
     assert r.stdout.startswith(b"aauth-proxy ") and r.stdout.strip()[-1:].isdigit()
     r = run("--help")
     assert r.returncode == 0
-    for cmd in ("run", "check-config", "keygen", "pubkey", "sign", "verify"):
+    for cmd in ("run", "check-config", "keygen", "pubkey", "sign", "verify",
+                "demo-resource"):
         assert cmd.encode() in r.stdout
         h = run(cmd, "--help")
         assert h.returncode == 0, cmd

@@ -37,15 +37,6 @@ class Result:
         return json.loads(self.body)
 
 
-@pytest.fixture(scope="session")
-def node_ready():
-    if not (NODE_DIR / "node_modules" / "undici").is_dir():
-        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR,
-                           capture_output=True, timeout=300)
-        assert r.returncode == 0, r.stderr.decode()
-    return True
-
-
 # One request per client ------------------------------------------------------
 
 def do_curl(proxy, url, method, headers, body, tmp_path):

@@ -1,7 +1,7 @@
 /*
  * check: the unit tests' tiny harness. CHECK records a failure and goes on;
  * check_done() returns the exit status meson expects. Vectors are read from
- * $AAUTH_VECTORS (set by meson to ../shared/vectors).
+ * $AAUTH_VECTORS (set by meson to tests/vectors).
  */
 #ifndef AAUTH_CHECK_H
 #define AAUTH_CHECK_H
@@ -50,7 +50,7 @@ check_vector(const char *rel)
 	static char path[4096];
 	const char *dir = getenv("AAUTH_VECTORS");
 
-	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "../shared/vectors",
+	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/vectors",
 	         rel);
 	return path;
 }

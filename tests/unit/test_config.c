@@ -174,6 +174,90 @@ test_errors(void)
 	             NULL);
 }
 
+/* "//" comments are blanked outside strings, so line numbers in errors
+ * still match the file, and "//" inside a string is data. */
+static void
+test_comments(void)
+{
+	char err[ERR_MAX];
+	struct config *c = config_parse(
+	    "// leading comment\n"
+	    "{\"key\": {\"file\": \"/k.pem\", // trailing comment\n"
+	    "  \"kid\": \"http://x//y\\\" // not a comment\"},\n"
+	    "  // \"default_action\": \"pass\",\n"
+	    "  \"rules\": [] // end\n}",
+	    "t.json", err);
+
+	CHECK(c != NULL);
+	if (c != NULL) {
+		CHECK_STREQ(c->kid, "http://x//y\" // not a comment");
+		CHECK(c->default_action == ROUTE_DENY);
+		config_free(c);
+	}
+	expect_error("// one\n// two\n{" KEY ",\n  \"rules\": [,]}",
+	             "t.json:4:", "invalid JSON");
+}
+
+/* A typo gets the field it is closest to; a name far from every field
+ * gets no guess. */
+static void
+test_did_you_mean(void)
+{
+	expect_error("{" KEY ", \"defualt_action\": \"deny\"}",
+	             "defualt_action: unknown field",
+	             "did you mean \"default_action\"?");
+	expect_error("{" KEY ", \"rule\": []}", "did you mean \"rules\"?",
+	             NULL);
+	expect_error("{" KEY ", \"rules\": [{\"host\": \"a\", \"prot\": 1, "
+	             "\"action\": \"pass\"}]}",
+	             "rules[0].prot", "did you mean \"port\"?");
+	expect_error("{" KEY ", \"limits\": {\"max_body_byte\": 1}}",
+	             "limits.max_body_byte",
+	             "did you mean \"max_body_bytes\"?");
+	expect_error("{" KEY ", \"Listen\": []}", "did you mean \"listen\"?",
+	             NULL);
+	{
+		char err[ERR_MAX] = "";
+		struct config *c =
+		    config_parse("{" KEY ", \"typo_field\": 1}", "t.json", err);
+
+		CHECK(c == NULL);
+		CHECK(strstr(err, "typo_field: unknown field") != NULL);
+		CHECK(strstr(err, "did you mean") == NULL);
+		config_free(c);
+	}
+}
+
+/* A rule host with a port or written as a URL says where the parts go. */
+static void
+test_host_with_port(void)
+{
+	expect_error("{" KEY ", \"rules\": [{\"host\": \"api.test:8080\", "
+	             "\"action\": \"pass\"}]}",
+	             "rules[0].host: 'api.test:8080' has a port",
+	             "\"host\": \"api.test\", \"port\": 8080");
+	expect_error("{" KEY ", \"rules\": [{\"host\": \"[::1]:9\", "
+	             "\"action\": \"pass\"}]}",
+	             "has a port", "\"host\": \"[::1]\", \"port\": 9");
+	expect_error("{" KEY ", \"rules\": [{\"host\": "
+	             "\"https://api.test/v1\", \"action\": \"pass\"}]}",
+	             "is a URL", "\"host\": \"api.test\"");
+	expect_error("{" KEY ", \"rules\": [{\"host\": "
+	             "\"http://api.test:81/\", \"action\": \"pass\"}]}",
+	             "has a port", "\"host\": \"api.test\", \"port\": 81");
+	/* Bracketed IPv6 without a port is still a host. */
+	{
+		char err[ERR_MAX];
+		struct config *c = config_parse(
+		    "{" KEY ", \"rules\": [{\"host\": \"[::1]\", \"action\": "
+		    "\"pass\"}]}",
+		    "t.json", err);
+
+		CHECK(c != NULL);
+		config_free(c);
+	}
+}
+
 static void
 test_routes(void)
 {
@@ -307,6 +391,113 @@ test_token(void)
 }
 
 static void
+collect(void *arg, const char *msg)
+{
+	struct buf *b = arg;
+
+	buf_appends(b, msg);
+	buf_appendc(b, '\n');
+}
+
+/* Warnings: no rules, and each token file that is missing, empty or holds
+ * a placeholder; a real token, or none of those, says nothing. */
+static void
+test_warnings(void)
+{
+	char dir[] = "/tmp/aauth-test-XXXXXX", path[256], err[ERR_MAX];
+	static const char *const placeholders[] = {
+	    "replace-me-with-an-access-token",
+	    "CHANGEME",
+	    "your-token-here",
+	    "<token>",
+	    "xxxxxxxx",
+	    "sk-xxxx-xxxx",
+	    "placeholder",
+	    "token",
+	    "0000000000",
+	};
+	static const char *const real[] = {
+	    "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4eHgifQ.c2lnbmF0dXJl",
+	    "demo-0123456789abcdef0123456789abcdef",
+	    "tok-Xx3_xXx9",
+	};
+	struct buf json, out;
+	struct config *c;
+	size_t i, n;
+
+	if (mkdtemp(dir) == NULL)
+		exit(1);
+	snprintf(path, sizeof(path), "%s/token", dir);
+	buf_init(&json);
+	buf_init(&out);
+
+	c = config_parse("{" KEY "}", "t.json", err);
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	n = config_warnings(c, collect, &out);
+	CHECK(n == 1);
+	CHECK(strstr(out.data, "t.json: no rules") != NULL);
+	config_free(c);
+
+	buf_appendf(&json,
+	            "{" KEY ", \"resources\": {\"r\": {\"token_file\": "
+	            "\"%s\"}}, \"rules\": [{\"host\": \"a.test\", "
+	            "\"action\": \"sign\", \"resource\": \"r\"}]}",
+	            path);
+	c = config_parse(json.data, "t.json", err);
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+
+	buf_reset(&out);
+	CHECK(config_warnings(c, collect, &out) == 1);
+	CHECK(strstr(out.data, "resources.r.token_file") != NULL);
+	CHECK(strstr(out.data, "No such file") != NULL);
+	CHECK(strstr(out.data, "503") != NULL);
+
+	write_file(path, " \n", 0600);
+	buf_reset(&out);
+	CHECK(config_warnings(c, collect, &out) == 1);
+	CHECK(strstr(out.data, "is empty") != NULL);
+
+	for (i = 0; i < sizeof(placeholders) / sizeof(placeholders[0]); i++) {
+		write_file(path, placeholders[i], 0600);
+		buf_reset(&out);
+		CHECK(config_warnings(c, collect, &out) == 1);
+		if (strstr(out.data, "looks like a placeholder") == NULL) {
+			fprintf(stderr, "  not a placeholder? [%s]: %s\n",
+			        placeholders[i], out.data ? out.data : "");
+			CHECK(0);
+		}
+		/* The message says what matched, never the token. */
+		CHECK(strstr(out.data, placeholders[i]) == NULL ||
+		      strcmp(placeholders[i], "token") == 0 ||
+		      strcmp(placeholders[i], "placeholder") == 0);
+	}
+	for (i = 0; i < sizeof(real) / sizeof(real[0]); i++) {
+		write_file(path, real[i], 0600);
+		buf_reset(&out);
+		n = config_warnings(c, collect, &out);
+		if (n != 0) {
+			fprintf(stderr, "  false alarm [%s]: %s\n", real[i],
+			        out.data);
+			CHECK(0);
+		}
+	}
+	write_file(path, real[0], 0644);
+	buf_reset(&out);
+	CHECK(config_warnings(c, collect, &out) == 1);
+	CHECK(strstr(out.data, "chmod 600") != NULL);
+
+	config_free(c);
+	unlink(path);
+	rmdir(dir);
+	buf_free(&json);
+	buf_free(&out);
+}
+
+static void
 test_relative_paths(void)
 {
 	char dir[] = "/tmp/aauth-test-XXXXXX", path[256], want[300],
@@ -343,6 +534,10 @@ main(void)
 	test_defaults();
 	test_full();
 	test_errors();
+	test_comments();
+	test_did_you_mean();
+	test_host_with_port();
+	test_warnings();
 	test_routes();
 	test_token();
 	test_relative_paths();

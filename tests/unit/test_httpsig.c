@@ -1196,6 +1196,65 @@ test_component_errors(void)
 	http_request_free(&r);
 }
 
+/* httpsig_inspect reads what a signature says about itself, as a user
+ * writes it, without verifying. */
+static void
+test_inspect(void)
+{
+	struct http_request req;
+	struct httpsig_info info;
+	char err[ERR_MAX];
+
+	http_request_init(&req);
+	CHECK(load_request("lumoauth/token-request/request-signed.http",
+	                   "https", &req) == 0);
+	CHECK(httpsig_inspect(&req, "sig1", &info, err) == 0);
+	CHECK(info.ncomponents == 7);
+	if (info.ncomponents == 7) {
+		CHECK_STREQ(info.components[0], "@method");
+		CHECK_STREQ(info.components[3], "signature-key");
+		CHECK_STREQ(info.components[6], "authorization");
+	}
+	CHECK(info.created == 1750000000);
+	CHECK_STREQ(info.nonce, "AAECAwQFBgcICQoLDA0ODw");
+	CHECK(info.keyid == NULL && info.expires == 0);
+	httpsig_info_free(&info);
+	CHECK(httpsig_inspect(&req, "sig2", &info, err) == -1);
+	CHECK(strstr(err, "'sig2'") != NULL);
+	http_request_free(&req);
+
+	http_request_init(&req);
+	CHECK(load_request("edge/e02-sf-and-key/request-signed.http", "https",
+	                   &req) == 0);
+	CHECK(httpsig_inspect(&req, "sig1", &info, err) == 0);
+	CHECK(info.ncomponents == 5);
+	if (info.ncomponents == 5) {
+		CHECK_STREQ(info.components[0], "example-dict;sf");
+		CHECK_STREQ(info.components[1], "example-dict;key=\"a\"");
+	}
+	CHECK_STREQ(info.keyid, "test-key-ed25519");
+	httpsig_info_free(&info);
+	http_request_free(&req);
+
+	http_request_init(&req);
+	CHECK(load_request("edge/e23-all-params/request-signed.http", "https",
+	                   &req) == 0);
+	CHECK(httpsig_inspect(&req, "sig1", &info, err) == 0);
+	CHECK(info.created == 1700000000 && info.expires == 1700000300);
+	CHECK_STREQ(info.nonce, "n-0123456789abcdef");
+	CHECK_STREQ(info.alg, "ed25519");
+	CHECK_STREQ(info.tag, "proxy");
+	httpsig_info_free(&info);
+	http_request_free(&req);
+
+	http_request_init(&req);
+	CHECK(load_request("lumoauth/token-request/request-unsigned.http",
+	                   "https", &req) == 0);
+	CHECK(httpsig_inspect(&req, "sig1", &info, err) == -1);
+	CHECK(strstr(err, "no Signature-Input") != NULL);
+	http_request_free(&req);
+}
+
 int
 main(void)
 {
@@ -1211,6 +1270,7 @@ main(void)
 	test_obs_fold_parser();
 	test_profile_config();
 	test_component_errors();
+	test_inspect();
 	CHECK(load_private("lumoauth/agent-key.pem", &k) == 0);
 	CHECK(load_public("keys/test-key-ed25519.pub.pem", &other) == 0);
 	test_profile_lumoauth(&k, &other);

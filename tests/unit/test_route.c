@@ -131,6 +131,27 @@ test_ip_literals(void)
 	CHECK(route_match(&test_cfg, "[not-an-address]", 9000) == NULL);
 }
 
+/* The hint for a 403: a rule naming the host on another port. */
+static void
+test_other_port(void)
+{
+	struct config_rule *p443, *wild;
+
+	test_reset();
+	p443 = test_rule("api.test", 443, ROUTE_SIGN);
+	wild = test_rule("*.svc.test", 8443, ROUTE_PASS);
+	test_rule("any.test", -1, ROUTE_PASS);
+	CHECK(route_match(&test_cfg, "api.test", 80) == NULL);
+	CHECK(route_match_other_port(&test_cfg, "api.test", 80) == p443);
+	CHECK(route_match_other_port(&test_cfg, "API.test.", 80) == p443);
+	CHECK(route_match_other_port(&test_cfg, "api.test", 443) == NULL);
+	CHECK(route_match_other_port(&test_cfg, "a.svc.test", 80) == wild);
+	CHECK(route_match_other_port(&test_cfg, "svc.test", 80) == NULL);
+	CHECK(route_match_other_port(&test_cfg, "other.test", 80) == NULL);
+	/* A rule without a port already matched; no hint is needed. */
+	CHECK(route_match_other_port(&test_cfg, "any.test", 80) == NULL);
+}
+
 static void
 test_empty_config(void)
 {
@@ -147,6 +168,7 @@ main(void)
 	test_case_and_dots();
 	test_first_of_equals();
 	test_ip_literals();
+	test_other_port();
 	test_empty_config();
 	return check_done("route");
 }

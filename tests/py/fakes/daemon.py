@@ -136,13 +136,21 @@ def _split_hostport(name):
 
 
 class ProxyProcess:
-    def __init__(self, binary, config, config_path, start_timeout=15):
+    """`aauth-proxy run -c CONFIG`, or with argv (and listen, the address
+    it will bind) any other long-running command such as demo-resource."""
+
+    def __init__(self, binary, config, config_path, start_timeout=15, argv=None,
+                 listen=None):
         self.binary = binary
         self.config = config
         self.config_path = config_path
         self.start_timeout = start_timeout
-        config.setdefault("listen", ["127.0.0.1:0"])
-        self.listen = list(config["listen"])
+        self.argv = argv
+        if listen is not None:  # another command (argv), listening there
+            self.listen = [listen]
+        else:
+            config.setdefault("listen", ["127.0.0.1:0"])
+            self.listen = list(config["listen"])
         tcp = [a for a in self.listen if not a.startswith("unix:")]
         unix = [a for a in self.listen if a.startswith("unix:")]
         # The first TCP listener is the one addr/url/port name; its port
@@ -202,14 +210,15 @@ class ProxyProcess:
         return out
 
     def start(self):
-        level = (self.config.get("log") or {}).get("level", "info")
-        if level not in ("info", "debug"):
-            raise RuntimeError(f"ProxyProcess reads the bound port from the info log line "
-                               f"'listening on': log.level {level!r} hides it")
-        with open(self.config_path, "w") as f:
-            json.dump(self.config, f, indent=2)
+        if self.argv is None:
+            level = (self.config.get("log") or {}).get("level", "info")
+            if level not in ("info", "debug"):
+                raise RuntimeError(f"ProxyProcess reads the bound port from the info log "
+                                   f"line 'listening on': log.level {level!r} hides it")
+            with open(self.config_path, "w") as f:
+                json.dump(self.config, f, indent=2)
         self.proc = subprocess.Popen(
-            [self.binary, "run", "-c", self.config_path],
+            [self.binary, *(self.argv or ["run", "-c", self.config_path])],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=clean_env(),
         )
