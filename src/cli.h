@@ -6,6 +6,7 @@
 #ifndef AAUTH_CLI_H
 #define AAUTH_CLI_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #include "httpsig.h"
@@ -42,6 +43,15 @@ int cli_verifier_check(const struct cli_verifier *v,
                        char *err);
 const char *cli_verifier_label(const struct cli_verifier *v);
 void cli_verifier_free(struct cli_verifier *v);
+
+struct config;
+
+/* What loads but would surprise whoever runs it: no rules, token files
+ * that are missing, empty, unusable, readable by others or hold a
+ * placeholder. emit gets one complete sentence per warning (never a
+ * token); returns how many. `run` logs them, check-config prints them. */
+size_t cli_config_warnings(const struct config *c,
+                           void (*emit)(void *arg, const char *msg), void *arg);
 
 /* Report an option getopt_long refused (c is its return value), naming
  * the option, then print usage to stderr; returns 2 (usage error). */

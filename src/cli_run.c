@@ -12,7 +12,7 @@
 #include "proxy.h"
 #include "util.h"
 
-/* config_warnings' sink for `run`: the log, at start. */
+/* cli_config_warnings' sink for `run`: the log, at start. */
 static void
 cli_run_warn(void *arg, const char *msg)
 {
@@ -100,7 +100,7 @@ cli_run(int argc, char **argv)
 		goto out;
 	}
 	log_init(level ? lv : cfg->log_level, stderr);
-	config_warnings(cfg, cli_run_warn, NULL);
+	cli_config_warnings(cfg, cli_run_warn, NULL);
 	rc = proxy_run(cfg, listen, nlisten);
 out:
 	free(listen);

@@ -18,11 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "key.h"
 #include "log.h"
 #include "netaddr.h"
-#include "token.h"
 #include "util.h"
 
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:8787"
@@ -1095,130 +1093,4 @@ config_free(struct config *c)
 	free(c->upstream_ca_file);
 	free(c->access_log);
 	free(c);
-}
-
-size_t
-config_warnings(const struct config *c,
-                void (*emit)(void *arg, const char *msg), void *arg)
-{
-	char err[ERR_MAX], msg[ERR_MAX + 160];
-	size_t i, n = 0;
-
-	if (c->nrules == 0) {
-		snprintf(msg, sizeof(msg),
-		         "%s: no rules: nothing will be signed and every "
-		         "request gets default_action (%s); add a rule naming "
-		         "your API's host",
-		         c->path, config_action_name(c->default_action));
-		emit(arg, msg);
-		n++;
-	}
-	for (i = 0; i < c->nresources; i++) {
-		int rc = token_file_check(c->resources[i].token_file, err);
-
-		if (rc == 0)
-			continue;
-		snprintf(msg, sizeof(msg), "%s: resources.%s.token_file: %s%s",
-		         c->path, c->resources[i].name, err,
-		         rc == -1 ? " (requests to it get 503 until it holds "
-		                    "the access token)"
-		                  : "");
-		emit(arg, msg);
-		n++;
-	}
-	return n;
-}
-
-static void
-config_warn_stderr(void *arg, const char *msg)
-{
-	fprintf(stderr, "aauth-proxy: warning: %s\n", msg);
-}
-
-/* check-config without -c: the config `./dev.sh run` uses when run from
- * the repository, else the one the systemd unit names. */
-static const char *const config_default_paths[] = {
-    CONFIG_DEFAULT_PATH,
-    CONFIG_SYSTEM_PATH,
-};
-
-int
-cli_check_config(int argc, char **argv)
-{
-	char err[ERR_MAX];
-	const char *path = NULL;
-	struct config *c;
-	struct key k;
-	size_t j;
-	int i;
-
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 ||
-		    strcmp(argv[i], "-h") == 0) {
-			printf(
-			    "usage: aauth-proxy check-config [-c FILE]\n\n"
-			    "Parse and validate a configuration file and "
-			    "the key it names; prints a\n"
-			    "summary, or the field at fault, and warns about "
-			    "token files that are\n"
-			    "missing, empty or hold a placeholder. Without "
-			    "-c: %s, else %s.\n",
-			    CONFIG_DEFAULT_PATH, CONFIG_SYSTEM_PATH);
-			return 0;
-		}
-		if ((strcmp(argv[i], "-c") == 0 ||
-		     strcmp(argv[i], "--config") == 0) &&
-		    i + 1 < argc)
-			path = argv[++i];
-		else if (path == NULL && argv[i][0] != '-')
-			path = argv[i];
-		else {
-			fprintf(stderr,
-			        "aauth-proxy check-config: unexpected "
-			        "argument '%s'\nusage: aauth-proxy "
-			        "check-config [-c FILE]\n",
-			        argv[i]);
-			return 2;
-		}
-	}
-	if (path == NULL) {
-		for (j = 0; j < sizeof(config_default_paths) /
-		                    sizeof(config_default_paths[0]);
-		     j++)
-			if (access(config_default_paths[j], F_OK) == 0) {
-				path = config_default_paths[j];
-				break;
-			}
-		if (path == NULL) {
-			fprintf(stderr,
-			        "aauth-proxy check-config: no -c FILE given, "
-			        "and neither %s nor %s exists\n"
-			        "usage: aauth-proxy check-config [-c FILE]\n",
-			        CONFIG_DEFAULT_PATH, CONFIG_SYSTEM_PATH);
-			return 2;
-		}
-		fprintf(stderr,
-		        "aauth-proxy check-config: no -c FILE given; checking "
-		        "%s\n",
-		        path);
-	}
-	if ((c = config_load(path, err)) == NULL) {
-		fprintf(stderr, "aauth-proxy: %s\n", err);
-		return 1;
-	}
-	/* The key is part of a working configuration: check it the same way
-	 * `run` will, so a bad path or mode shows up here and not at start. */
-	if (key_load(&k, c->key_file, err) == -1) {
-		fprintf(stderr, "aauth-proxy: %s: key.file: %s\n", path, err);
-		config_free(c);
-		return 1;
-	}
-	key_free(&k);
-	config_warnings(c, config_warn_stderr, NULL);
-	printf("%s: ok: %zu listener(s), %zu resource(s), %zu rule(s), "
-	       "unmatched hosts: %s\n",
-	       path, c->nlisten, c->nresources, c->nrules,
-	       config_action_name(c->default_action));
-	config_free(c);
-	return 0;
 }

@@ -86,11 +86,4 @@ struct config *config_load(const char *path, char *err);
 struct config *config_parse(const char *json, const char *name, char *err);
 void config_free(struct config *c);
 
-/* What loads but would surprise whoever runs it: no rules, token files
- * that are missing, empty, unusable, readable by others or hold a
- * placeholder. emit gets one complete sentence per warning (never a
- * token); returns how many. `run` logs them, check-config prints them. */
-size_t config_warnings(const struct config *c,
-                       void (*emit)(void *arg, const char *msg), void *arg);
-
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cli.h"
 #include "config.h"
 #include "route.h"
 #include "token.h"
@@ -435,7 +436,7 @@ test_warnings(void)
 	CHECK(c != NULL);
 	if (c == NULL)
 		return;
-	n = config_warnings(c, collect, &out);
+	n = cli_config_warnings(c, collect, &out);
 	CHECK(n == 1);
 	CHECK(strstr(out.data, "t.json: no rules") != NULL);
 	config_free(c);
@@ -451,20 +452,20 @@ test_warnings(void)
 		return;
 
 	buf_reset(&out);
-	CHECK(config_warnings(c, collect, &out) == 1);
+	CHECK(cli_config_warnings(c, collect, &out) == 1);
 	CHECK(strstr(out.data, "resources.r.token_file") != NULL);
 	CHECK(strstr(out.data, "No such file") != NULL);
 	CHECK(strstr(out.data, "503") != NULL);
 
 	write_file(path, " \n", 0600);
 	buf_reset(&out);
-	CHECK(config_warnings(c, collect, &out) == 1);
+	CHECK(cli_config_warnings(c, collect, &out) == 1);
 	CHECK(strstr(out.data, "is empty") != NULL);
 
 	for (i = 0; i < sizeof(placeholders) / sizeof(placeholders[0]); i++) {
 		write_file(path, placeholders[i], 0600);
 		buf_reset(&out);
-		CHECK(config_warnings(c, collect, &out) == 1);
+		CHECK(cli_config_warnings(c, collect, &out) == 1);
 		if (strstr(out.data, "looks like a placeholder") == NULL) {
 			fprintf(stderr, "  not a placeholder? [%s]: %s\n",
 			        placeholders[i], out.data ? out.data : "");
@@ -478,7 +479,7 @@ test_warnings(void)
 	for (i = 0; i < sizeof(real) / sizeof(real[0]); i++) {
 		write_file(path, real[i], 0600);
 		buf_reset(&out);
-		n = config_warnings(c, collect, &out);
+		n = cli_config_warnings(c, collect, &out);
 		if (n != 0) {
 			fprintf(stderr, "  false alarm [%s]: %s\n", real[i],
 			        out.data);
@@ -487,7 +488,7 @@ test_warnings(void)
 	}
 	write_file(path, real[0], 0644);
 	buf_reset(&out);
-	CHECK(config_warnings(c, collect, &out) == 1);
+	CHECK(cli_config_warnings(c, collect, &out) == 1);
 	CHECK(strstr(out.data, "chmod 600") != NULL);
 
 	config_free(c);
