@@ -23,6 +23,10 @@ static const struct main_cmd main_cmds[] = {
      "print the public JWK, JWKS and thumbprint of a key"},
     {"sign", cli_sign, "sign an HTTP request read from a file or stdin"},
     {"verify", cli_verify, "verify a signed HTTP request"},
+    {"ca", cli_ca, "create (init) or show the local CA for HTTPS"},
+    {"env", cli_env,
+     "print the exports that point agents at the proxy and its CA"},
+    {"exec", cli_exec, "run a program with those exports (-- CMD ARGS)"},
 };
 
 static void
