@@ -369,34 +369,45 @@ xport_tls_send(struct xport *x, struct evbuffer *out)
 	unsigned char *p;
 	char why[200];
 	size_t n;
-	int rc, e;
+	int rc, e, moved;
 
 	if (t->failed)
 		return -1;
 	if (!t->handshaken)
 		return 1; /* sent once the handshake is done */
-	while (evbuffer_get_length(out) > 0 &&
-	       evbuffer_get_length(t->lower->out) < XPORT_TLS_LOWER_OUT_HWM) {
-		n = evbuffer_get_length(out);
-		if (n > XPORT_TLS_CHUNK)
-			n = XPORT_TLS_CHUNK;
-		p = evbuffer_pullup(out, (ssize_t)n);
-		ERR_clear_error();
-		rc = SSL_write(t->ssl, p, (int)n);
-		if (rc > 0) {
-			evbuffer_drain(out, (size_t)rc);
-			continue;
+	for (;;) {
+		moved = 0;
+		while (evbuffer_get_length(out) > 0 &&
+		       evbuffer_get_length(t->lower->out) <
+		           XPORT_TLS_LOWER_OUT_HWM) {
+			n = evbuffer_get_length(out);
+			if (n > XPORT_TLS_CHUNK)
+				n = XPORT_TLS_CHUNK;
+			p = evbuffer_pullup(out, (ssize_t)n);
+			ERR_clear_error();
+			rc = SSL_write(t->ssl, p, (int)n);
+			if (rc > 0) {
+				evbuffer_drain(out, (size_t)rc);
+				moved = 1;
+				continue;
+			}
+			e = SSL_get_error(t->ssl, rc);
+			if (e == SSL_ERROR_WANT_READ ||
+			    e == SSL_ERROR_WANT_WRITE)
+				break;
+			xport_tls_reason(t, e, why, sizeof(why));
+			log_info("TLS %s: write failed: %s", t->label, why);
+			t->failed = 1;
+			return -1;
 		}
-		e = SSL_get_error(t->ssl, rc);
-		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		rc = xport_tls_flush(t);
+		if (rc == -1)
+			return -1;
+		/* The socket took everything: encrypt more now, since no
+		 * writability event will come to ask for it. */
+		if (rc == 1 || !moved || evbuffer_get_length(out) == 0)
 			break;
-		xport_tls_reason(t, e, why, sizeof(why));
-		log_info("TLS %s: write failed: %s", t->label, why);
-		t->failed = 1;
-		return -1;
 	}
-	if (xport_tls_flush(t) == -1)
-		return -1;
 	return evbuffer_get_length(out) > 0 ||
 	               evbuffer_get_length(t->lower->out) > 0
 	           ? 1

@@ -1,9 +1,13 @@
-// One HTTP request through aauth-proxy with undici's ProxyAgent in
-// absolute-form mode (proxyTunnel: false), driven by the Python tests.
+// One HTTP request through aauth-proxy with undici, driven by the Python
+// tests: ProxyAgent in absolute-form mode (proxyTunnel: false), or with
+// "tunnel": true in its default CONNECT mode (https:// and http:// alike),
+// or with "env": true EnvHttpProxyAgent reading HTTP(S)_PROXY/NO_PROXY.
+// "ca_file" is then the only CA trusted for the target (requestTls).
 //
 //   node client.mjs '{"proxy": "http://127.0.0.1:P", "url": "http://…",
 //                     "method": "POST", "headers": {…}, "body_file": "…",
-//                     "mode": "body" | "sse", "api": "request" | "fetch"}'
+//                     "mode": "body" | "sse", "api": "request" | "fetch",
+//                     "tunnel": true, "env": true, "ca_file": "…"}'
 //
 // Prints JSON lines on stdout. mode "body": one line {status, headers,
 // sha256, len, text}. mode "sse": one line {event: <data JSON>} per event as
@@ -11,10 +15,13 @@
 // server, which holds back the next event until then), then {done, status}.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ProxyAgent, fetch, request } from 'undici';
+import { EnvHttpProxyAgent, ProxyAgent, fetch, request } from 'undici';
 
 const spec = JSON.parse(process.argv[2]);
-const agent = new ProxyAgent({ uri: spec.proxy, proxyTunnel: false });
+const tls = spec.ca_file ? { requestTls: { ca: readFileSync(spec.ca_file) } } : {};
+const agent = spec.env
+  ? new EnvHttpProxyAgent(tls)
+  : new ProxyAgent({ uri: spec.proxy, proxyTunnel: spec.tunnel === true, ...tls });
 const method = spec.method || 'GET';
 const headers = spec.headers || {};
 const body = spec.body_file ? readFileSync(spec.body_file) : spec.body;
