@@ -442,7 +442,8 @@ conn_up_done(void *arg, const struct upstream_result *r)
 	ex->upstream_ms = r->head_ms;
 	conn_timer(c, 0);
 	if (r->ok) {
-		relay_end(&ex->relay, conn_out(c));
+		relay_end_trailers(&ex->relay, conn_out(c), r->trailers,
+		                   r->trailers_len);
 		conn_kick(c);
 		conn_end_exchange(
 		    c, ex->relay.framing == RELAY_FRAME_CLOSE ||
