@@ -88,13 +88,13 @@ cli_ca(int argc, char **argv)
 	struct config *cfg;
 	int c, force = 0, rc;
 
-	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
-	                  strcmp(argv[1], "-h") == 0)) {
+	if (argc >= 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		cli_ca_usage(stdout);
 		return 0;
 	}
-	if (argc < 2 || (strcmp(argv[1], "init") != 0 &&
-	                 strcmp(argv[1], "show") != 0)) {
+	if (argc < 2 ||
+	    (strcmp(argv[1], "init") != 0 && strcmp(argv[1], "show") != 0)) {
 		fprintf(stderr, "aauth-proxy ca: %s%s%s\n\n",
 		        argc < 2 ? "which one: init or show?" : "unknown '",
 		        argc < 2 ? "" : argv[1], argc < 2 ? "" : "'");

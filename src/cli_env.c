@@ -100,7 +100,8 @@ cli_env_bundle(const struct config *cfg, char *out, size_t outlen, char *err)
 	buf_appends(&want, "# aauth-proxy local CA\n");
 	buf_append(&want, ca.data, ca.len);
 	if (util_read_file(out, &have, 32 << 20, NULL) == 0 &&
-	    have.len == want.len && memcmp(have.data, want.data, want.len) == 0) {
+	    have.len == want.len &&
+	    memcmp(have.data, want.data, want.len) == 0) {
 		rc = 0;
 		goto out;
 	}
@@ -161,8 +162,9 @@ cli_env_build(const struct config *cfg, struct cli_env *e, char *err)
 			break;
 		}
 	if (e->listen[0] == '\0') {
-		err_set(err, "%s listens on unix sockets only; HTTP_PROXY "
-		             "needs a TCP listener (listen: \"127.0.0.1:8787\")",
+		err_set(err,
+		        "%s listens on unix sockets only; HTTP_PROXY "
+		        "needs a TCP listener (listen: \"127.0.0.1:8787\")",
 		        cfg->path);
 		return -1;
 	}
@@ -302,8 +304,9 @@ cli_env_main(int argc, char **argv, int exec_mode)
 		return 2;
 	}
 	if (exec_mode && optind >= argc) {
-		fprintf(stderr, "aauth-proxy exec: which command? "
-		                "aauth-proxy exec -c FILE -- COMMAND [ARGS...]\n");
+		fprintf(stderr,
+		        "aauth-proxy exec: which command? "
+		        "aauth-proxy exec -c FILE -- COMMAND [ARGS...]\n");
 		return 2;
 	}
 	if (!exec_mode && optind < argc) {

@@ -623,11 +623,11 @@ config_parse_ca(struct config_ctx *x, json_t *root, struct config *c)
 
 	if (config_get_object(x, root, "ca", "ca", &o) == -1)
 		return -1;
-	if (o != NULL && (config_check_keys(x, o, "ca", keys) == -1 ||
-	                  config_get_string(x, o, "cert_file", "ca.cert_file",
-	                                    &cert) == -1 ||
-	                  config_get_string(x, o, "key_file", "ca.key_file",
-	                                    &key) == -1)) {
+	if (o != NULL &&
+	    (config_check_keys(x, o, "ca", keys) == -1 ||
+	     config_get_string(x, o, "cert_file", "ca.cert_file", &cert) ==
+	         -1 ||
+	     config_get_string(x, o, "key_file", "ca.key_file", &key) == -1)) {
 		free(cert);
 		free(key);
 		return -1;

@@ -319,14 +319,13 @@ ingress_connect(const struct config *cfg, const struct ingress_listener *ls,
 	}
 	in->res = rule->resource;
 	if (!ls->have_ca) {
-		ingress_refuse(in, 503, "proxy_configuration_error", "no_local_ca",
-		               1,
-		               "%s:%d is signed for, so its TLS must be "
-		               "intercepted, and there is no local CA yet: run "
-		               "`aauth-proxy ca init -c %s` and trust the CA it "
-		               "prints",
-		               r->host, r->port,
-		               cfg->path ? cfg->path : "CONFIG");
+		ingress_refuse(
+		    in, 503, "proxy_configuration_error", "no_local_ca", 1,
+		    "%s:%d is signed for, so its TLS must be "
+		    "intercepted, and there is no local CA yet: run "
+		    "`aauth-proxy ca init -c %s` and trust the CA it "
+		    "prints",
+		    r->host, r->port, cfg->path ? cfg->path : "CONFIG");
 		return;
 	}
 	in->kind = INGRESS_INTERCEPT;
@@ -367,8 +366,10 @@ ingress_path_climbs(const char *p)
 				dots++;
 				q += 2;
 			} else if (q[0] == '%' &&
-			           ((q[1] == '2' && (q[2] == 'f' || q[2] == 'F')) ||
-			            (q[1] == '5' && (q[2] == 'c' || q[2] == 'C')))) {
+			           ((q[1] == '2' &&
+			             (q[2] == 'f' || q[2] == 'F')) ||
+			            (q[1] == '5' &&
+			             (q[2] == 'c' || q[2] == 'C')))) {
 				return 1;
 			} else if (*q == '\\') {
 				return 1;

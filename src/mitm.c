@@ -39,11 +39,11 @@ struct mitm_leaf {
 };
 
 struct mitm_ca {
-	X509 *cert;            /* issues the leaves */
-	EVP_PKEY *key;         /* its key */
-	STACK_OF(X509) *chain; /* every certificate in the file, served */
-	time_t not_after;      /* no leaf outlives the CA */
-	EVP_PKEY *leaf_key;    /* one P-256 key for every leaf */
+	X509 *cert;             /* issues the leaves */
+	EVP_PKEY *key;          /* its key */
+	STACK_OF(X509) * chain; /* every certificate in the file, served */
+	time_t not_after;       /* no leaf outlives the CA */
+	EVP_PKEY *leaf_key;     /* one P-256 key for every leaf */
 	SSL_CTX *ctx;
 	struct mitm_leaf *head, *tail;
 	size_t nleaves;
@@ -120,8 +120,8 @@ mitm_printable(const char *s, char *out, size_t len)
 	size_t i;
 
 	for (i = 0; s[i] && i + 1 < len; i++)
-		out[i] = (s[i] > 0x20 && s[i] < 0x7f && s[i] != '"') ? s[i]
-		                                                      : '?';
+		out[i] =
+		    (s[i] > 0x20 && s[i] < 0x7f && s[i] != '"') ? s[i] : '?';
 	out[i] = '\0';
 }
 
@@ -168,8 +168,8 @@ mitm_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 }
 
 static void
-mitm_bind_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
-               long argl, void *argp)
+mitm_bind_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+               void *argp)
 {
 	free(ptr);
 }
@@ -243,10 +243,9 @@ mitm_mint(struct mitm_ca *ca, const char *host, time_t *not_after, char *err)
 		goto fail;
 	/* CN is at most 64 characters; the SAN is what clients check. */
 	if (strlen(bare) <= 64 &&
-	    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
-	                               MBSTRING_ASC,
-	                               (const unsigned char *)bare, -1, -1,
-	                               0) != 1)
+	    X509_NAME_add_entry_by_txt(
+	        X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	        (const unsigned char *)bare, -1, -1, 0) != 1)
 		goto fail;
 	X509V3_set_ctx(&v3, ca->cert, x, NULL, NULL, 0);
 	if (mitm_add_ext(x, &v3, NID_subject_alt_name, san) == -1 ||
@@ -370,10 +369,9 @@ mitm_ctx_new(char *err)
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-	                             SSL_OP_IGNORE_UNEXPECTED_EOF |
-	                             SSL_OP_NO_COMPRESSION |
-	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_options(
+	    ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
+	             SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	                          SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* Resumption (tickets and the session cache) makes a reconnect
@@ -395,8 +393,8 @@ mitm_ca_load(const char *cert_file, const char *key_file, char *err)
 	X509 *x;
 
 	if (mitm_bind_idx == -1)
-		mitm_bind_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL,
-		                                     mitm_bind_free);
+		mitm_bind_idx =
+		    SSL_get_ex_new_index(0, NULL, NULL, NULL, mitm_bind_free);
 	ERR_clear_error();
 	if ((bio = BIO_new_file(cert_file, "r")) == NULL) {
 		err_set(err, "ca.cert_file %s: %s", cert_file, strerror(errno));
@@ -416,11 +414,12 @@ mitm_ca_load(const char *cert_file, const char *key_file, char *err)
 	ca->cert = sk_X509_value(ca->chain, 0);
 	X509_up_ref(ca->cert);
 	if (X509_check_ca(ca->cert) < 1) {
-		err_set(err,
-		        "ca.cert_file %s: the first certificate is not a CA "
-		        "(basicConstraints CA:TRUE); make one with `aauth-proxy "
-		        "ca init`",
-		        cert_file);
+		err_set(
+		    err,
+		    "ca.cert_file %s: the first certificate is not a CA "
+		    "(basicConstraints CA:TRUE); make one with `aauth-proxy "
+		    "ca init`",
+		    cert_file);
 		goto fail;
 	}
 	ca->not_after = mitm_asn1_time(X509_get0_notAfter(ca->cert));
@@ -496,10 +495,10 @@ mitm_ca_free(struct mitm_ca *ca)
  */
 
 struct xport *
-mitm_xport_new(struct mitm_ca *ca, struct event_base *base,
-               struct xport *lower, const char *host, int port,
-               const char *label, unsigned handshake_ms,
-               const struct xport_cbs *cbs, void *arg, char *err)
+mitm_xport_new(struct mitm_ca *ca, struct event_base *base, struct xport *lower,
+               const char *host, int port, const char *label,
+               unsigned handshake_ms, const struct xport_cbs *cbs, void *arg,
+               char *err)
 {
 	struct mitm_bind *b;
 	struct xport *x;
@@ -619,8 +618,8 @@ mitm_ca_create(const char *cert_file, const char *key_file, const char *cn,
 	size_t klen = 0, clen = 0;
 	int rc = -1;
 
-	if (!force && (access(cert_file, F_OK) == 0 ||
-	               access(key_file, F_OK) == 0)) {
+	if (!force &&
+	    (access(cert_file, F_OK) == 0 || access(key_file, F_OK) == 0)) {
 		err_set(err,
 		        "%s exists; `ca init --force` replaces the CA (every "
 		        "client that trusts the old one must then be given the "
@@ -638,8 +637,8 @@ mitm_ca_create(const char *cert_file, const char *key_file, const char *cn,
 	                    (long)MITM_CA_DAYS * 86400) == NULL ||
 	    X509_set_pubkey(x, k) != 1 ||
 	    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
-	                               (const unsigned char *)"aauth-proxy",
-	                               -1, -1, 0) != 1 ||
+	                               (const unsigned char *)"aauth-proxy", -1,
+	                               -1, 0) != 1 ||
 	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
 	                               (const unsigned char *)cn, -1, -1,
 	                               0) != 1 ||
@@ -648,8 +647,8 @@ mitm_ca_create(const char *cert_file, const char *key_file, const char *cn,
 	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
 	if (mitm_add_ext(x, &v3, NID_basic_constraints,
 	                 "critical,CA:TRUE,pathlen:0") == -1 ||
-	    mitm_add_ext(x, &v3, NID_key_usage, "critical,keyCertSign,cRLSign") ==
-	        -1 ||
+	    mitm_add_ext(x, &v3, NID_key_usage,
+	                 "critical,keyCertSign,cRLSign") == -1 ||
 	    mitm_add_ext(x, &v3, NID_subject_key_identifier, "hash") == -1 ||
 	    X509_sign(x, k, EVP_sha256()) <= 0)
 		goto ossl;

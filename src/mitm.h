@@ -38,8 +38,7 @@ size_t mitm_ca_minted(const struct mitm_ca *ca);
 struct xport *mitm_xport_new(struct mitm_ca *ca, struct event_base *base,
                              struct xport *lower, const char *host, int port,
                              const char *label, unsigned handshake_ms,
-                             const struct xport_cbs *cbs, void *arg,
-                             char *err);
+                             const struct xport_cbs *cbs, void *arg, char *err);
 
 /* Does a TLS server name (SNI) name host:port? host is canonical; sni may
  * carry ":port" (some clients send it), which must then equal port. */

@@ -454,11 +454,12 @@ proxy_start(struct proxy *px, char **listen, size_t nlisten, char *err)
 		return -1;
 	/* Tunnels resolve without blocking the loop; an idle resolver must
 	 * not keep the loop from ending. */
-	px->ctx.dns = evdns_base_new(px->ctx.base,
-	                             EVDNS_BASE_INITIALIZE_NAMESERVERS |
-	                                 EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	px->ctx.dns =
+	    evdns_base_new(px->ctx.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	                                     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (px->ctx.dns == NULL) {
-		err_set(err, "cannot set up the DNS resolver (/etc/resolv.conf)");
+		err_set(err,
+		        "cannot set up the DNS resolver (/etc/resolv.conf)");
 		return -1;
 	}
 	px->ev_sigterm =

@@ -64,8 +64,8 @@ struct tunnel {
 
 	struct tunnel_dns *dns;
 	struct event *ev_start;
-	int resolving;    /* inside evdns_getaddrinfo: answers are kept */
-	int sync_result;  /* ... and this is what it answered at once */
+	int resolving;   /* inside evdns_getaddrinfo: answers are kept */
+	int sync_result; /* ... and this is what it answered at once */
 	int sync_answered;
 	struct evutil_addrinfo *ai, *ai_next;
 	int fd;
@@ -74,8 +74,8 @@ struct tunnel {
 	int last_errno;
 
 	struct xport *client, *up;
-	int eof_client, eof_up;     /* that side finished sending */
-	int shut_client, shut_up;   /* we ended our direction towards it */
+	int eof_client, eof_up;   /* that side finished sending */
+	int shut_client, shut_up; /* we ended our direction towards it */
 	uint64_t bytes_up, bytes_down;
 	uint64_t last_active;
 	struct event *ev_idle;
@@ -109,9 +109,9 @@ tunnel_finish(struct tunnel *t, const char *why)
 }
 
 /* Before anything reached the client: it gets an error response. */
-static void
-tunnel_fail(struct tunnel *t, int status, const char *error, const char *fmt,
-            ...) __attribute__((format(printf, 4, 5)));
+static void tunnel_fail(struct tunnel *t, int status, const char *error,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void
 tunnel_fail(struct tunnel *t, int status, const char *error, const char *fmt,
@@ -124,12 +124,13 @@ tunnel_fail(struct tunnel *t, int status, const char *error, const char *fmt,
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
 	t->state = TUNNEL_DONE;
-	log_warn("tunnel for %s to %s:%d: %s", t->label, t->host,
-	         t->spec.port, detail);
+	log_warn("tunnel for %s to %s:%d: %s", t->label, t->host, t->spec.port,
+	         detail);
 	t->cbs.failed(t->arg, status, error, detail); /* last: may free t */
 }
 
-/* --- splice -------------------------------------------------------------------
+/* --- splice
+ * -------------------------------------------------------------------
  */
 
 static void
@@ -280,7 +281,8 @@ tunnel_head_check(const char *p, size_t n, struct buf *out, char *err)
 				return -1;
 			}
 		if (first) {
-			if (eol - line < 14 || memcmp(line, "HTTP/1.", 7) != 0 ||
+			if (eol - line < 14 ||
+			    memcmp(line, "HTTP/1.", 7) != 0 ||
 			    (line[7] != '0' && line[7] != '1') ||
 			    line[8] != ' ' || line[9] < '1' || line[9] > '5' ||
 			    line[10] < '0' || line[10] > '9' ||
@@ -295,8 +297,9 @@ tunnel_head_check(const char *p, size_t n, struct buf *out, char *err)
 			buf_append(out, line + 8, (size_t)(eol + 1 - line - 8));
 			first = 0;
 		} else {
-			for (colon = line; colon < eol - 1 && *colon != ':' &&
-			                   http1_is_tchar((unsigned char)*colon);
+			for (colon = line;
+			     colon < eol - 1 && *colon != ':' &&
+			     http1_is_tchar((unsigned char)*colon);
 			     colon++)
 				;
 			if (colon == line || *colon != ':') {
@@ -352,13 +355,15 @@ tunnel_head_step(struct tunnel *t)
 	if (status < 0 || (status >= 100 && status < 200 && status != 101)) {
 		buf_free(&out);
 		if (status < 0)
-			tunnel_fail(t, 502, "http_protocol_error",
-			            "the upstream sent an invalid response head: "
-			            "%s",
-			            err);
+			tunnel_fail(
+			    t, 502, "http_protocol_error",
+			    "the upstream sent an invalid response head: "
+			    "%s",
+			    err);
 		else
 			tunnel_fail(t, 502, "http_protocol_error",
-			            "an interim %d response to an upgrade", status);
+			            "an interim %d response to an upgrade",
+			            status);
 		return;
 	}
 	evbuffer_drain(in, hl);
@@ -395,8 +400,9 @@ tunnel_up_eof(void *arg, int error)
 	struct tunnel *t = arg;
 
 	if (t->state == TUNNEL_HEAD) {
-		tunnel_fail(t, 502, error ? "connection_terminated"
-		                          : "http_response_incomplete",
+		tunnel_fail(t, 502,
+		            error ? "connection_terminated"
+		                  : "http_response_incomplete",
 		            "the upstream closed the connection before a "
 		            "response head%s",
 		            error ? " (TLS or connection error, see the log)"
@@ -417,7 +423,8 @@ static const struct xport_cbs tunnel_up_cbs = {
     tunnel_up_eof,
 };
 
-/* --- dialling -----------------------------------------------------------------
+/* --- dialling
+ * -----------------------------------------------------------------
  */
 
 /* The TLS client side for an upgrade to an https upstream: verified like
@@ -439,8 +446,7 @@ tunnel_tls_client(struct tunnel *t, char *err)
 	if ((t->ca_file ? SSL_CTX_load_verify_locations(ctx, t->ca_file, NULL)
 	                : SSL_CTX_set_default_verify_paths(ctx)) != 1)
 		goto fail;
-	SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x08http/1.1",
-	                        9);
+	SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x08http/1.1", 9);
 	if ((ssl = SSL_new(ctx)) == NULL)
 		goto fail;
 	if (t->host[0] == '[' && n >= 2) {
@@ -556,11 +562,13 @@ tunnel_try_next(struct tunnel *t)
 		if (t->spec.check_private && netaddr_is_private(ai->ai_addr)) {
 			if (t->blocked[0] == '\0') {
 				src = ai->ai_family == AF_INET
-				          ? (const void *)&((struct sockaddr_in *)
-				                                (void *)ai->ai_addr)
+				          ? (const void *)&(
+				                (struct sockaddr_in *)(void *)
+				                    ai->ai_addr)
 				                ->sin_addr
-				          : (const void *)&((struct sockaddr_in6 *)
-				                                (void *)ai->ai_addr)
+				          : (const void *)&(
+				                (struct sockaddr_in6 *)(void *)
+				                    ai->ai_addr)
 				                ->sin6_addr;
 				inet_ntop(ai->ai_family, src, t->blocked,
 				          sizeof(t->blocked));
@@ -580,8 +588,8 @@ tunnel_try_next(struct tunnel *t)
 			t->fd = -1;
 			continue;
 		}
-		t->ev_connect = event_new(t->base, t->fd, EV_WRITE,
-		                          tunnel_connect_cb, t);
+		t->ev_connect =
+		    event_new(t->base, t->fd, EV_WRITE, tunnel_connect_cb, t);
 		if (t->ev_connect == NULL) {
 			close(t->fd);
 			t->fd = -1;
@@ -691,7 +699,8 @@ tunnel_start_cb(evutil_socket_t fd, short what, void *arg)
 	tunnel_resolve(arg);
 }
 
-/* --- lifecycle ----------------------------------------------------------------
+/* --- lifecycle
+ * ----------------------------------------------------------------
  */
 
 struct tunnel *

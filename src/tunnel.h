@@ -54,8 +54,7 @@ struct tunnel_spec {
  * tunnel_free). NULL with err when nothing could be started. */
 struct tunnel *tunnel_start(struct event_base *base,
                             const struct tunnel_spec *s, struct xport *client,
-                            const struct tunnel_cbs *cbs, void *arg,
-                            char *err);
+                            const struct tunnel_cbs *cbs, void *arg, char *err);
 /* Bytes carried so far: client → upstream, upstream → client. */
 void tunnel_bytes(const struct tunnel *t, uint64_t *up, uint64_t *down);
 /* Stop and free (no callback); safe from inside the tunnel's callbacks. */

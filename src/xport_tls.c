@@ -157,8 +157,7 @@ xport_tls_flush(struct xport_tls *t)
 
 /* A failure seen from an event of our own (not inside a call the
  * connection made): log it and tell the connection, which frees us. */
-static void
-xport_tls_fail(struct xport_tls *t, int quiet, const char *fmt, ...)
+static void xport_tls_fail(struct xport_tls *t, int quiet, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -320,8 +319,8 @@ xport_tls_recv(struct xport *x, struct evbuffer *in, size_t max)
 	if (!t->handshaken)
 		return 0;
 	while (got < max) {
-		want = max - got < XPORT_TLS_CHUNK ? max - got
-		                                   : XPORT_TLS_CHUNK;
+		want =
+		    max - got < XPORT_TLS_CHUNK ? max - got : XPORT_TLS_CHUNK;
 		if (evbuffer_reserve_space(in, (ssize_t)want, &v, 1) < 1)
 			return -1;
 		ERR_clear_error();
@@ -503,7 +502,7 @@ xport_tls_new(struct event_base *base, struct xport *lower, SSL *ssl,
 	    t->ev_pump == NULL || t->ev_timer == NULL || bio == NULL) {
 		if (bio)
 			BIO_free(bio);
-		t->lower = NULL; /* still the caller's */
+		t->lower = NULL;   /* still the caller's */
 		xport_free(&t->x); /* frees ssl */
 		return NULL;
 	}
