@@ -9,7 +9,7 @@ ROOT=$PWD
 
 APT_PKGS=(gcc meson ninja-build pkg-config libevent-dev libsodium-dev libjansson-dev
           libcurl4-openssl-dev libssl-dev openssl ca-certificates curl)
-TEST_PKGS=(python3 python3-pytest python3-cryptography python3-requests python3-httpx)
+TEST_PKGS=(python3 python3-pytest python3-cryptography python3-requests python3-httpx openssl)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -52,6 +52,12 @@ cmd_run() {
 		(umask 077; echo "replace-me-with-an-access-token" > state/tokens/example-api)
 	fi
 	./build/aauth-proxy check-config -c conf/aauth-proxy.json
+	if [ ! -f state/ca.pem ]; then
+		say "creating the local CA state/ca.pem (agents trust it for intercepted https://)"
+		./build/aauth-proxy ca init -c conf/aauth-proxy.json >/dev/null
+	fi
+	say "point an agent at the proxy (in its shell):"
+	echo "    eval \"\$(build/aauth-proxy env -c conf/aauth-proxy.json)\"" >&2
 	say "starting aauth-proxy on 127.0.0.1:8787 (Ctrl-C stops it)"
 	exec ./build/aauth-proxy run -c conf/aauth-proxy.json "$@"
 }
