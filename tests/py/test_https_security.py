@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -330,8 +331,10 @@ def test_old_protocol_version_refused(https):
     ctx.verify_mode = ssl.CERT_NONE
     try:
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     except (ValueError, ssl.SSLError):
         pytest.skip("this OpenSSL cannot offer TLS 1.1 at all")
     with pytest.raises((ssl.SSLError, ConnectionError)):
@@ -417,3 +420,57 @@ def test_ca_key_readable_by_others_is_refused(https, proxy_factory):
     os.chmod(w.proxy_ca_key, 0o644)
     with pytest.raises(RuntimeError, match="chmod 600"):
         w.start()
+
+
+# hostile clients -------------------------------------------------------------------
+
+def test_pipelined_burst_inside_tls(https):
+    """Forty requests in one TLS write: more than the input bound holds at
+    once, so reading must resume from OpenSSL's and the socket's buffers
+    without a new event. Answered in order, each signed."""
+    w = https
+    w.start()
+    t = w.tls_connect(f"127.0.0.1:{w.tls.port}")
+    host = f"127.0.0.1:{w.tls.port}"
+    pad = "x" * 4000
+    burst = "".join(f"GET /p{i}?pad={pad} HTTP/1.1\r\nHost: {host}\r\n\r\n" for i in range(40))
+    t.sendall(burst.encode())
+    for i in range(40):
+        st, _, body = read_response(t)
+        assert st == 200 and f'"path": "/p{i}"'.encode() in body
+    t.close()
+    assert len(w.tls.records()) == 40
+    assert all(r.verdict == "valid" for r in w.tls.records())
+
+
+def test_dns_name_resolving_to_loopback_is_not_spliced(https):
+    """default_action pass with a name (resolved without blocking the
+    loop, /etc/hosts included): the address policy applies after
+    resolution, as for every other upstream."""
+    w = https
+    w.start(default_action="pass")
+    s, st, head = w.connect(f"localhost:{w.passer.port}")
+    assert st == 403 and b"destination_ip_prohibited" in head, head
+    s.close()
+    assert not w.passer.records()
+
+
+def test_many_tunnels_at_once(https):
+    """200 splices open together, each carrying a request; the daemon
+    stays within its limits and closes them all."""
+    w = https
+    p = w.start(limits={"max_connections": 300})
+    socks = []
+    for _ in range(200):
+        s, st, _ = w.connect(f"127.0.0.2:{w.passer.port}")
+        assert st == 200
+        socks.append(s)
+    ctx = w.client_ctx(cafile=w.pass_ca)
+    tls = [ctx.wrap_socket(s, server_hostname="127.0.0.2") for s in socks[:20]]
+    for t in tls:
+        assert get(t, "/m", f"127.0.0.2:{w.passer.port}")[0] == 200
+    for s in tls + socks[20:]:
+        s.close()
+    assert p.wait_for(lambda _l: len([e for e in p.access_entries()
+                                      if e.get("method") == "CONNECT"]) >= 200, 20)
+    assert p.alive()
