@@ -215,6 +215,13 @@ tunnel_idle_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (t->state == TUNNEL_DONE)
 		return;
+	if (now - t->last_active >= idle && t->state == TUNNEL_HEAD) {
+		tunnel_fail(t, 504, "http_response_timeout",
+		            "no response head to the upgrade within "
+		            "limits.idle_timeout_ms (%u)",
+		            t->spec.idle_timeout_ms);
+		return;
+	}
 	if (now - t->last_active >= idle) {
 		log_info("tunnel for %s to %s:%d idle for %u ms; closing",
 		         t->label, t->host, t->spec.port,

@@ -144,3 +144,27 @@ def test_trailers_are_relayed(https, where):
     sock.close()
     assert status.startswith(b"HTTP/1.1 200") and body == b"hello"
     assert trailers == [b"X-Cost: 0.0042 usd", b"X-Budget-Remaining: 17"], trailers
+
+
+def test_upgrade_without_an_answer_gets_504(https):
+    """An upstream that takes the upgrade request and never answers: the
+    client hears 504 after the idle timeout, not silence."""
+    w = https
+    srv = socket.socket()
+    srv.bind(("127.0.0.2", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    try:
+        p = w.start(rules=[{"host": "127.0.0.2", "port": port, "action": "pass"}],
+                    limits={"idle_timeout_ms": 700})
+        sock = socket.create_connection(p.addr, timeout=10)
+        sock.sendall(WS_HEAD.format(target=f"http://127.0.0.2:{port}/ws",
+                                    host=f"127.0.0.2:{port}").encode())
+        held, _ = srv.accept()
+        head = read_head(sock)
+        assert head.startswith(b"HTTP/1.1 504 "), head
+        assert b"http_response_timeout" in head
+        sock.close()
+        held.close()
+    finally:
+        srv.close()
