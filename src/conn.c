@@ -107,10 +107,9 @@ struct conn {
 	struct conn_exchange *ex;
 	/* CONNECT to a sign host: every inner request names this. */
 	int in_tunnel;
-	struct ingress_tunnel bind;
-	char bind_host[NETADDR_HOST_MAX];
-	struct gen *sniff_gen; /* the CA the CONNECT was answered with */
-	struct tunnel *tun;    /* a splice (pass CONNECT, upgrade) */
+	struct ingress_tunnel bind; /* its host is ours (heap) */
+	struct gen *sniff_gen;      /* the CA the CONNECT was answered with */
+	struct tunnel *tun;         /* a splice (pass CONNECT, upgrade) */
 };
 
 static void conn_free(struct conn *c);
@@ -594,8 +593,8 @@ conn_connect(struct conn *c, const struct ingress *in)
 		conn_tunnel_start(c, &s);
 		return;
 	}
-	snprintf(c->bind_host, sizeof(c->bind_host), "%s", in->up_host);
-	c->bind.host = c->bind_host;
+	/* Allocated only here: idle connections stay small. */
+	c->bind.host = xstrdup(in->up_host);
 	c->bind.port = in->up_port;
 	c->in_tunnel = 1;
 	c->sniff_gen = gen_ref(ex->gen);
@@ -1246,6 +1245,7 @@ conn_free(struct conn *c)
 
 	conn_abandon(c);
 	tunnel_free(c->tun);
+	free((char *)c->bind.host);
 	if (c->sniff_gen)
 		gen_unref(c->sniff_gen);
 	if (c->prev)
