@@ -13,7 +13,7 @@ ROOT=$PWD
 
 APT_PKGS=(gcc meson ninja-build pkg-config libevent-dev libsodium-dev libjansson-dev
           libcurl4-openssl-dev libssl-dev openssl ca-certificates curl)
-TEST_PKGS=(python3 python3-pytest python3-cryptography python3-requests python3-httpx)
+TEST_PKGS=(python3 python3-pytest python3-cryptography python3-requests python3-httpx openssl)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -76,6 +76,10 @@ cmd_run() {
 		(umask 077; echo "demo-$(openssl rand -hex 16)" > state/tokens/demo)
 	fi
 	./build/aauth-proxy check-config -c "$conf"
+	if [ ! -f state/ca.pem ]; then
+		say "creating the local CA state/ca.pem (agents trust it for intercepted https://)"
+		./build/aauth-proxy ca init -c "$conf" >/dev/null
+	fi
 
 	say "starting the demo resource on $demo and aauth-proxy on $proxy (Ctrl-C stops both)"
 	./build/aauth-proxy demo-resource --listen "$demo" --key state/agent-key.pub.pem \
@@ -96,6 +100,8 @@ cmd_run() {
 	# A no_proxy naming localhost would send curl around the proxy.
 	[ -n "${no_proxy:-}${NO_PROXY:-}" ] && noproxy="--noproxy '' "
 	echo "try: curl ${noproxy}-x http://$proxy http://demo.localhost:${demo##*:}/hello"
+	say "point an agent at the proxy (in its shell):"
+	echo "    eval \"\$(build/aauth-proxy env -c $conf)\"" >&2
 	rc=0
 	wait "$proxy_pid" || rc=$?
 	# The TERM trap interrupts that wait: wait on while the proxy drains.

@@ -52,6 +52,9 @@ struct config;
  * token); returns how many. `run` logs them, check-config prints them. */
 size_t cli_config_warnings(const struct config *c,
                            void (*emit)(void *arg, const char *msg), void *arg);
+int cli_ca(int argc, char **argv);
+int cli_env(int argc, char **argv);
+int cli_exec(int argc, char **argv);
 
 /* Report an option getopt_long refused (c is its return value), naming
  * the option, then print usage to stderr; returns 2 (usage error). */

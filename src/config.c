@@ -704,6 +704,173 @@ config_parse_rule(struct config_ctx *x, size_t i, json_t *v, struct config *c,
 	return 0;
 }
 
+/* ca: {"cert_file", "key_file"}; both default beside key.file so the CA
+ * lives with the agent key it belongs to. */
+static int
+config_parse_ca(struct config_ctx *x, json_t *root, struct config *c)
+{
+	static const char *const keys[] = {"cert_file", "key_file", NULL};
+	char *cert = NULL, *key = NULL, *tmp, *dir;
+	struct buf b;
+	json_t *o;
+
+	if (config_get_object(x, root, "ca", "ca", &o) == -1)
+		return -1;
+	if (o != NULL &&
+	    (config_check_keys(x, o, "ca", keys) == -1 ||
+	     config_get_string(x, o, "cert_file", "ca.cert_file", &cert) ==
+	         -1 ||
+	     config_get_string(x, o, "key_file", "ca.key_file", &key) == -1)) {
+		free(cert);
+		free(key);
+		return -1;
+	}
+	tmp = xstrdup(c->key_file);
+	dir = dirname(tmp);
+	buf_init(&b);
+	if (cert != NULL && *cert != '\0')
+		c->ca_cert_file = config_path(x, cert);
+	else {
+		buf_appendf(&b, "%s/ca.pem", dir);
+		c->ca_cert_file = buf_steal(&b);
+	}
+	if (key != NULL && *key != '\0')
+		c->ca_key_file = config_path(x, key);
+	else {
+		buf_appendf(&b, "%s/ca-key.pem", dir);
+		c->ca_key_file = buf_steal(&b);
+	}
+	free(tmp);
+	free(cert);
+	free(key);
+	return 0;
+}
+
+/* A route's base URL: http(s)://host[:port]/path/ — no user info, query
+ * or fragment, and a path ending in '/' so a prefix maps onto it
+ * segment for segment. */
+static int
+config_parse_route_url(struct config_ctx *x, const char *field, const char *u,
+                       struct config_route *rt)
+{
+	char host[NETADDR_HOST_MAX], canon[NETADDR_HOST_MAX], err[ERR_MAX];
+	const char *a, *slash, *colon, *end;
+	size_t hl;
+	long port;
+
+	if (strncmp(u, "https://", 8) == 0) {
+		rt->scheme = xstrdup("https");
+		a = u + 8;
+	} else if (strncmp(u, "http://", 7) == 0) {
+		rt->scheme = xstrdup("http");
+		a = u + 7;
+	} else {
+		return config_fail(x, field,
+		                   "'%s': must start with https:// (or "
+		                   "http://)",
+		                   u);
+	}
+	if (strpbrk(u, "?#@ \t") != NULL)
+		return config_fail(x, field,
+		                   "'%s': a base URL without user info, query "
+		                   "or fragment",
+		                   u);
+	slash = strchr(a, '/');
+	end = slash ? slash : a + strlen(a);
+	colon = NULL;
+	if (*a == '[') {
+		const char *rb = memchr(a, ']', (size_t)(end - a));
+
+		if (rb == NULL)
+			return config_fail(x, field, "'%s': bad IPv6 literal",
+			                   u);
+		if (rb + 1 < end && rb[1] == ':')
+			colon = rb + 1;
+	} else {
+		colon = memchr(a, ':', (size_t)(end - a));
+	}
+	hl = (size_t)((colon ? colon : end) - a);
+	if (hl == 0 || hl >= sizeof(host))
+		return config_fail(x, field, "'%s': no host", u);
+	memcpy(host, a, hl);
+	host[hl] = '\0';
+	if (netaddr_canonical_host(host, canon, err) == -1)
+		return config_fail(x, field, "'%s': %s", u, err);
+	rt->host = xstrdup(canon);
+	rt->port = -1;
+	if (colon != NULL) {
+		char *pe;
+
+		port = strtol(colon + 1, &pe, 10);
+		if (pe != end || colon + 1 == end || port < 1 || port > 65535)
+			return config_fail(x, field, "'%s': bad port", u);
+		rt->port = (int)port;
+	}
+	if (slash == NULL || slash[strlen(slash) - 1] != '/')
+		return config_fail(x, field,
+		                   "'%s': the base URL's path must end with "
+		                   "'/' (e.g. https://api.example.com/v1/)",
+		                   u);
+	rt->path = xstrdup(slash);
+	return 0;
+}
+
+/* routes: [{"prefix": "/docs/", "upstream": "https://host/v1/"}] */
+static int
+config_parse_routes(struct config_ctx *x, json_t *root, struct config *c)
+{
+	static const char *const keys[] = {"prefix", "upstream", NULL};
+	char path[64], field[96];
+	struct config_route *rt;
+	json_t *v, *e;
+	size_t i, j, n;
+
+	v = json_object_get(root, "routes");
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_array(v))
+		return config_fail(x, "routes", "must be an array");
+	c->routes = xcalloc(json_array_size(v) + 1, sizeof(*c->routes));
+	json_array_foreach(v, i, e)
+	{
+		rt = &c->routes[c->nroutes++];
+		snprintf(path, sizeof(path), "routes[%zu]", i);
+		if (!json_is_object(e))
+			return config_fail(x, path, "must be an object");
+		if (config_check_keys(x, e, path, keys) == -1)
+			return -1;
+		snprintf(field, sizeof(field), "%s.prefix", path);
+		if (config_get_string(x, e, "prefix", field, &rt->prefix) == -1)
+			return -1;
+		n = rt->prefix ? strlen(rt->prefix) : 0;
+		if (n < 2 || rt->prefix[0] != '/' || rt->prefix[n - 1] != '/' ||
+		    strpbrk(rt->prefix, "?#% ") != NULL ||
+		    strstr(rt->prefix, "/./") || strstr(rt->prefix, "/../"))
+			return config_fail(
+			    x, field,
+			    "required: a path that starts and ends with '/' "
+			    "(e.g. \"/docs/\"), without '?', '#', '%%' or "
+			    "dot segments");
+		for (j = 0; j + 1 < c->nroutes; j++)
+			if (strcmp(c->routes[j].prefix, rt->prefix) == 0)
+				return config_fail(x, field,
+				                   "'%s' is also routes[%zu]'s "
+				                   "prefix",
+				                   rt->prefix, j);
+		snprintf(field, sizeof(field), "%s.upstream", path);
+		if (config_get_string(x, e, "upstream", field, &rt->upstream) ==
+		    -1)
+			return -1;
+		if (rt->upstream == NULL)
+			return config_fail(x, field,
+			                   "required: the base URL, e.g. "
+			                   "https://api.example.com/v1/");
+		if (config_parse_route_url(x, field, rt->upstream, rt) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 config_parse_limits(struct config_ctx *x, json_t *root, struct config *c)
 {
@@ -869,6 +1036,8 @@ config_parse_root(struct config_ctx *x, json_t *root, struct config *c)
 	                                   "limits",
 	                                   "upstream",
 	                                   "log",
+	                                   "ca",
+	                                   "routes",
 	                                   NULL};
 	char field[300];
 	const char *name;
@@ -1002,7 +1171,9 @@ config_parse_root(struct config_ctx *x, json_t *root, struct config *c)
 	}
 	if (config_parse_limits(x, root, c) == -1 ||
 	    config_parse_upstream(x, root, c) == -1 ||
-	    config_parse_log(x, root, c) == -1)
+	    config_parse_log(x, root, c) == -1 ||
+	    config_parse_ca(x, root, c) == -1 ||
+	    config_parse_routes(x, root, c) == -1)
 		return -1;
 	return 0;
 }
@@ -1092,5 +1263,15 @@ config_free(struct config *c)
 	free(c->rules);
 	free(c->upstream_ca_file);
 	free(c->access_log);
+	free(c->ca_cert_file);
+	free(c->ca_key_file);
+	for (i = 0; i < c->nroutes; i++) {
+		free(c->routes[i].prefix);
+		free(c->routes[i].upstream);
+		free(c->routes[i].scheme);
+		free(c->routes[i].host);
+		free(c->routes[i].path);
+	}
+	free(c->routes);
 	free(c);
 }

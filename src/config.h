@@ -37,6 +37,16 @@ struct config_rule {
 	struct config_resource *resource; /* ROUTE_SIGN only */
 };
 
+/* routes[]: origin-form requests under prefix go to the base URL. */
+struct config_route {
+	char *prefix;   /* "/docs/": starts and ends with '/' */
+	char *upstream; /* as written, for messages */
+	char *scheme;   /* "http" or "https" */
+	char *host;     /* canonical (netaddr_canonical_host) */
+	int port;       /* -1: the scheme's default */
+	char *path;     /* the base path, ends with '/' */
+};
+
 struct config {
 	char *path;
 
@@ -72,6 +82,13 @@ struct config {
 
 	enum log_level log_level;
 	char *access_log; /* "stderr" (default), "off", or a file path */
+
+	/* The local CA that intercepted TLS leaves are minted from; default
+	 * ca.pem and ca-key.pem beside key.file. */
+	char *ca_cert_file;
+	char *ca_key_file;
+	struct config_route *routes;
+	size_t nroutes;
 };
 
 /* Where check-config looks without -c: the repository's config (what

@@ -27,11 +27,13 @@
 #include "ingress.h"
 #include "log.h"
 #include "metrics.h"
+#include "mitm.h"
 #include "netaddr.h"
 #include "outreq.h"
 #include "relay.h"
 #include "route.h"
 #include "token.h"
+#include "tunnel.h"
 #include "upstream.h"
 #include "util.h"
 #include "xport.h"
@@ -53,6 +55,8 @@ enum conn_state {
 	CONN_UPSTREAM, /* forwarded; response pending or streaming */
 	CONN_CLOSING,  /* last response queued: flush it, then close */
 	CONN_LINGER,   /* write side shut: discard input until EOF */
+	CONN_SNIFF,    /* after CONNECT 200 (sign): TLS or plain HTTP? */
+	CONN_TUNNEL,   /* the tunnel module dials or moves the bytes */
 };
 
 /* One request/response exchange; exists from the first byte of a head to
@@ -82,6 +86,7 @@ struct conn_exchange {
 	uint64_t upstream_ms;
 	const char *error; /* static: why the exchange failed, for the log */
 	char token_hash[13];
+	char *upgrade;         /* the Upgrade protocol to re-add, or NULL */
 	uint64_t body_charged; /* bytes counted in proxy.body_bytes */
 	unsigned retry_after;  /* seconds, sent with a proxy-made 503 */
 };
@@ -100,6 +105,11 @@ struct conn {
 	int counted;         /* against max_connections */
 	int eof;             /* the client has finished sending */
 	struct conn_exchange *ex;
+	/* CONNECT to a sign host: every inner request names this. */
+	int in_tunnel;
+	struct ingress_tunnel bind; /* its host is ours (heap) */
+	struct gen *sniff_gen;      /* the CA the CONNECT was answered with */
+	struct tunnel *tun;         /* a splice (pass CONNECT, upgrade) */
 };
 
 static void conn_free(struct conn *c);
@@ -225,6 +235,7 @@ conn_exchange_free(struct conn *c, struct conn_exchange *ex)
 	if (ex->ureq)
 		upstream_cancel(ex->ureq);
 	c->ctx->metrics->body_bytes -= ex->body_charged;
+	free(ex->upgrade);
 	http_request_free(&ex->req);
 	buf_free(&ex->body);
 	gen_unref(ex->gen);
@@ -430,7 +441,8 @@ conn_up_done(void *arg, const struct upstream_result *r)
 	ex->upstream_ms = r->head_ms;
 	conn_timer(c, 0);
 	if (r->ok) {
-		relay_end(&ex->relay, conn_out(c));
+		relay_end_trailers(&ex->relay, conn_out(c), r->trailers,
+		                   r->trailers_len);
 		conn_kick(c);
 		conn_end_exchange(
 		    c, ex->relay.framing == RELAY_FRAME_CLOSE ||
@@ -460,6 +472,180 @@ static const struct upstream_cbs conn_up_cbs = {
     conn_up_body,
     conn_up_done,
 };
+
+/* --- tunnels: CONNECT and upgrades ---------------------------------------- */
+
+static const struct xport_cbs conn_x_cbs;
+
+static void
+conn_tun_ready(void *arg, int status)
+{
+	struct conn *c = arg;
+
+	c->ex->status = status;
+	c->ex->head_sent = 1;
+}
+
+static void
+conn_tun_failed(void *arg, int status, const char *error, const char *detail)
+{
+	struct conn *c = arg;
+	char name[300];
+
+	tunnel_free(c->tun);
+	c->tun = NULL;
+	c->ctx->metrics->upstream_errors++;
+	c->ex->error = error;
+	conn_respond(c, status, error,
+	             json_pack("{s:s,s:s,s:s}", "error", error, "detail",
+	                       detail, "upstream",
+	                       conn_up_name(c->ex, name, sizeof(name))),
+	             1);
+}
+
+static void
+conn_tun_done(void *arg, const char *why)
+{
+	struct conn *c = arg;
+	uint64_t up, down;
+
+	tunnel_bytes(c->tun, &up, &down);
+	c->ex->req.body_len = (size_t)up;
+	c->ex->bytes_out = down;
+	if (strcmp(why, "closed") != 0)
+		c->ex->error = why;
+	conn_free(c);
+}
+
+static const struct tunnel_cbs conn_tun_cbs = {
+    conn_tun_ready,
+    conn_tun_failed,
+    conn_tun_done,
+};
+
+static void
+conn_tunnel_start(struct conn *c, struct tunnel_spec *s)
+{
+	struct conn_exchange *ex = c->ex;
+	const struct config *cfg = ex->gen->cfg;
+	char err[ERR_MAX];
+
+	s->dns = c->ctx->dns;
+	s->host = ex->up_host;
+	s->port = ex->up_port;
+	s->check_private = ex->check_private;
+	s->connect_timeout_ms = cfg->upstream_connect_timeout_ms;
+	s->idle_timeout_ms = cfg->idle_timeout_ms;
+	s->label = c->peer;
+	c->tun = tunnel_start(c->ctx->base, s, c->x, &conn_tun_cbs, c, err);
+	if (c->tun == NULL) {
+		conn_error(c, 502, "proxy_internal_error", "tunnel_failed", err,
+		           1);
+		return;
+	}
+	c->state = CONN_TUNNEL;
+	conn_timer(c, 0);
+}
+
+/* An Upgrade request (WebSocket...), finalised and signed like any other:
+ * libcurl cannot hand over a connection after 101, so the tunnel module
+ * sends it and splices both ways after the switch. */
+static void
+conn_upgrade(struct conn *c)
+{
+	struct conn_exchange *ex = c->ex;
+	const struct config *cfg = ex->gen->cfg;
+	struct tunnel_spec s;
+	struct buf b;
+
+	/* Hop-by-hop, so outreq removed them; the upgrade is this hop's. */
+	http_fields_add(&ex->req.fields, "Connection", "Upgrade");
+	http_fields_add(&ex->req.fields, "Upgrade", ex->upgrade);
+	buf_init(&b);
+	http1_write_request(&ex->req, &b);
+	memset(&s, 0, sizeof(s));
+	s.request = b.data;
+	s.request_len = b.len;
+	s.tls = strcmp(ex->up_scheme, "https") == 0;
+	s.ca_file = cfg->upstream_ca_file;
+	s.max_head_bytes = cfg->max_head_bytes;
+	s.handshake_ms = cfg->upstream_connect_timeout_ms;
+	conn_tunnel_start(c, &s);
+	buf_free(&b);
+}
+
+/* CONNECT: a sign host is answered 200 at once and its bytes are read
+ * (TLS or plain HTTP, see conn_step_sniff); a pass host is dialled first
+ * and spliced. */
+static void
+conn_connect(struct conn *c, const struct ingress *in)
+{
+	struct conn_exchange *ex = c->ex;
+	struct tunnel_spec s;
+
+	ex->up_host = in->up_host;
+	ex->up_port = in->up_port;
+	ex->check_private = in->check_private;
+	ex->keep_alive = 0;
+	if (in->kind == INGRESS_SPLICE) {
+		c->ctx->metrics->passed++;
+		memset(&s, 0, sizeof(s));
+		conn_tunnel_start(c, &s);
+		return;
+	}
+	/* Allocated only here: idle connections stay small. */
+	c->bind.host = xstrdup(in->up_host);
+	c->bind.port = in->up_port;
+	c->in_tunnel = 1;
+	c->sniff_gen = gen_ref(ex->gen);
+	evbuffer_add(conn_out(c), "HTTP/1.1 200 Connection established\r\n\r\n",
+	             39);
+	conn_kick(c);
+	ex->status = 200;
+	ex->head_sent = 1;
+	conn_access_log(c, ex);
+	conn_exchange_free(c, ex);
+	c->ex = NULL;
+	c->state = CONN_SNIFF;
+	conn_timer(c, conn_cfg(c)->header_timeout_ms);
+}
+
+/* The first byte inside a tunnel to a sign host: a TLS handshake record
+ * (0x16) means https, anything else plain HTTP/1.1 (Node's undici tunnels
+ * http:// too). */
+static void
+conn_step_sniff(struct conn *c)
+{
+	const struct config *cfg = c->sniff_gen->cfg;
+	struct evbuffer *in = conn_in(c);
+	unsigned char first;
+	struct xport *x;
+	char err[ERR_MAX], label[300];
+
+	if (evbuffer_get_length(in) == 0)
+		return;
+	evbuffer_copyout(in, &first, 1);
+	if (first == 0x16) {
+		snprintf(label, sizeof(label), "client %s, CONNECT %s:%d",
+		         c->peer, c->bind.host, c->bind.port);
+		x = mitm_xport_new(c->sniff_gen->ca, c->ctx->base, c->x,
+		                   c->bind.host, c->bind.port, label,
+		                   cfg->header_timeout_ms, &conn_x_cbs, c, err);
+		if (x == NULL) {
+			log_error("%s: %s", label, err);
+			evbuffer_drain(in, evbuffer_get_length(in));
+			conn_close_after_flush(c);
+			return;
+		}
+		c->x = x;
+		c->bind.tls = 1;
+		xport_set_in_max(c->x, cfg->max_head_bytes + CONN_IN_HOLD);
+	}
+	gen_unref(c->sniff_gen);
+	c->sniff_gen = NULL;
+	c->state = CONN_HEAD;
+	conn_timer(c, conn_cfg(c)->idle_timeout_ms);
+}
 
 /* --- request processing -------------------------------------------------- */
 
@@ -516,6 +702,10 @@ conn_forward(struct conn *c)
 		return;
 	if (ex->action == ROUTE_PASS)
 		c->ctx->metrics->passed++;
+	if (ex->upgrade != NULL) {
+		conn_upgrade(c);
+		return;
+	}
 	memset(&s, 0, sizeof(s));
 	s.method = r->method;
 	s.scheme = ex->up_scheme;
@@ -591,9 +781,24 @@ conn_begin(struct conn *c)
 	ex->has_body = r->chunked || r->content_length >= 0;
 	lsi.name = c->ls->name;
 	lsi.unix_sock = c->ls->unix_sock;
+	lsi.tun = c->in_tunnel ? &c->bind : NULL;
+	lsi.have_ca = ex->gen->ca != NULL;
 	ingress_classify(cfg, &lsi, r, &in);
 	ex->routed = in.routed;
 	ex->action = in.action;
+	if (in.kind == INGRESS_REFUSE && in.status == 421)
+		log_warn("client %s: %s", c->peer, in.detail);
+	if (in.kind == INGRESS_INTERCEPT || in.kind == INGRESS_SPLICE) {
+		conn_connect(c, &in);
+		return;
+	}
+	if (in.upgrade && (r->chunked || r->content_length > 0)) {
+		conn_error(c, 400, NULL, "bad_request",
+		           "an Upgrade request with a body is not taken", 1);
+		return;
+	}
+	if (in.upgrade)
+		ex->upgrade = xstrdup(http_fields_get(&r->fields, "Upgrade"));
 	if (in.kind == INGRESS_REFUSE) {
 		if (in.status == 403)
 			c->ctx->metrics->denied++;
@@ -768,11 +973,13 @@ conn_step_body(struct conn *c)
 static void
 conn_run(struct conn *c)
 {
-	struct evbuffer *in = conn_in(c);
+	struct evbuffer *in;
 	enum conn_state before;
 	size_t len;
 
 	for (;;) {
+		/* Each round: the sniff may have put TLS under us. */
+		in = conn_in(c);
 		before = c->state;
 		len = evbuffer_get_length(in);
 		switch (c->state) {
@@ -783,9 +990,13 @@ conn_run(struct conn *c)
 			conn_step_body(c);
 			break;
 		case CONN_UPSTREAM:
+		case CONN_TUNNEL:
 			/* Pipelined bytes wait; the input bound limits
 			 * them. */
 			return;
+		case CONN_SNIFF:
+			conn_step_sniff(c);
+			break;
 		case CONN_CLOSING:
 		case CONN_LINGER:
 			evbuffer_drain(in, len);
@@ -897,6 +1108,13 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		         c->peer, conn_up_name(c->ex, name, sizeof(name)));
 		conn_free(c);
 		return;
+	case CONN_SNIFF:
+		log_info("client %s sent nothing within header_timeout_ms "
+		         "after CONNECT %s:%d; closing",
+		         c->peer, c->bind.host, c->bind.port);
+		conn_free(c);
+		return;
+	case CONN_TUNNEL:
 	case CONN_CLOSING:
 	case CONN_LINGER:
 		conn_free(c);
@@ -1026,6 +1244,10 @@ conn_free(struct conn *c)
 	struct conn_ctx *ctx = c->ctx;
 
 	conn_abandon(c);
+	tunnel_free(c->tun);
+	free((char *)c->bind.host);
+	if (c->sniff_gen)
+		gen_unref(c->sniff_gen);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

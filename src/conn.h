@@ -13,6 +13,7 @@
 struct accesslog;
 struct conn;
 struct event_base;
+struct evdns_base;
 struct gen;
 struct metrics;
 struct sockaddr;
@@ -33,6 +34,7 @@ struct conn_ctx {
 	struct token_store *tokens;
 	struct accesslog *alog;
 	struct metrics *metrics;
+	struct evdns_base *dns; /* the tunnel dialer's resolver */
 	int draining; /* shutting down: no keep-alive, no new requests */
 	/* Called after a connection is freed (the drain waits for none). */
 	void (*gone)(void *arg);

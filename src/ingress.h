@@ -14,8 +14,18 @@
 #include "http1.h"
 
 enum ingress_kind {
-	INGRESS_FORWARD, /* action PASS or SIGN */
-	INGRESS_REFUSE,  /* answer status with code and detail */
+	INGRESS_FORWARD,   /* action PASS or SIGN */
+	INGRESS_REFUSE,    /* answer status with code and detail */
+	INGRESS_INTERCEPT, /* CONNECT to a sign host: 200, then TLS or HTTP */
+	INGRESS_SPLICE,    /* CONNECT to a pass host: dial, 200, bytes */
+};
+
+/* The CONNECT tunnel an inner request arrived in: every inner request
+ * must name this host and port (host binding). */
+struct ingress_tunnel {
+	const char *host; /* canonical */
+	int port;
+	int tls; /* intercepted TLS (https); 0: plain HTTP in the tunnel */
 };
 
 struct ingress {
@@ -27,6 +37,8 @@ struct ingress {
 	char up_scheme[8];
 	int up_port;
 	const char *up_host; /* to dial (IPv6 in brackets): r->host */
+	const struct config_route *route; /* the routes entry applied */
+	int upgrade; /* Upgrade requested: splice after 101 */
 
 	/* INGRESS_REFUSE */
 	int status;
@@ -41,6 +53,8 @@ struct ingress {
 struct ingress_listener {
 	const char *name;
 	int unix_sock;
+	const struct ingress_tunnel *tun; /* NULL: not inside a CONNECT */
+	int have_ca; /* a local CA is loaded: sign hosts can be intercepted */
 };
 
 /* Classify r and rewrite it for forwarding. Never fails: a request that

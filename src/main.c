@@ -25,6 +25,10 @@ static const struct main_cmd main_cmds[] = {
     {"verify", cli_verify, "verify a signed HTTP request"},
     {"demo-resource", cli_demo_resource,
      "serve a resource that verifies signed requests (for trying)"},
+    {"ca", cli_ca, "create (init) or show the local CA for HTTPS"},
+    {"env", cli_env,
+     "print the exports that point agents at the proxy and its CA"},
+    {"exec", cli_exec, "run a program with those exports (-- CMD ARGS)"},
 };
 
 static void

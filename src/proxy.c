@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netdb.h>
@@ -412,6 +413,8 @@ proxy_free(struct proxy *px)
 		free(ls);
 	}
 	upstream_free(px->ctx.up);
+	if (px->ctx.dns)
+		evdns_base_free(px->ctx.dns, 1);
 	token_store_free(px->ctx.tokens);
 	accesslog_close(px->ctx.alog);
 	if (px->ev_sigterm)
@@ -449,6 +452,16 @@ proxy_start(struct proxy *px, char **listen, size_t nlisten, char *err)
 	px->ctx.up = upstream_new(px->ctx.base, err);
 	if (px->ctx.up == NULL)
 		return -1;
+	/* Tunnels resolve without blocking the loop; an idle resolver must
+	 * not keep the loop from ending. */
+	px->ctx.dns =
+	    evdns_base_new(px->ctx.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	                                     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (px->ctx.dns == NULL) {
+		err_set(err,
+		        "cannot set up the DNS resolver (/etc/resolv.conf)");
+		return -1;
+	}
 	px->ev_sigterm =
 	    evsignal_new(px->ctx.base, SIGTERM, proxy_signal_cb, px);
 	px->ev_sigint = evsignal_new(px->ctx.base, SIGINT, proxy_signal_cb, px);

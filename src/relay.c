@@ -248,3 +248,16 @@ relay_end(struct relay *rl, struct evbuffer *out)
 	if (rl->framing == RELAY_FRAME_CHUNKED)
 		evbuffer_add(out, "0\r\n\r\n", 5);
 }
+
+void
+relay_end_trailers(struct relay *rl, struct evbuffer *out, const char *trailers,
+                   size_t len)
+{
+	if (rl->framing != RELAY_FRAME_CHUNKED || len == 0) {
+		relay_end(rl, out);
+		return;
+	}
+	evbuffer_add(out, "0\r\n", 3);
+	evbuffer_add(out, trailers, len);
+	evbuffer_add(out, "\r\n", 2);
+}

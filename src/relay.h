@@ -41,5 +41,10 @@ int relay_head(struct relay *rl, const struct upstream_head *h,
 int relay_body(struct relay *rl, const char *p, size_t n, struct evbuffer *out);
 /* The end of a complete body ("0\r\n\r\n" when chunked). */
 void relay_end(struct relay *rl, struct evbuffer *out);
+/* The same with the upstream's trailer lines ("Name: value\r\n" each)
+ * after the last chunk; with any other framing there is nowhere to put
+ * them and they are dropped. */
+void relay_end_trailers(struct relay *rl, struct evbuffer *out,
+                        const char *trailers, size_t len);
 
 #endif

@@ -83,6 +83,7 @@ struct upstream_req {
 	int head_done;
 	int status;
 	size_t trailer_bytes; /* received after the final head */
+	struct buf trailers;  /* the lines relayed after the last chunk */
 	int sock_errno;       /* socket() failed with this (EMFILE, ...) */
 	/* The upstream's base URL, parsed once and kept while the next
 	 * request goes to the same place. */
@@ -542,6 +543,32 @@ upstream_head_deliver(struct upstream_req *r)
 	return r->cbs.head(r->arg, &h);
 }
 
+/* One trailer line (cost and budget fields travel there): kept when it is
+ * a well-formed field that is not about framing or this hop. */
+static void
+upstream_trailer_line(struct upstream_req *r, const char *p, size_t n)
+{
+	size_t i;
+
+	while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
+		n--;
+	if (n == 0)
+		return;
+	for (i = 0; i < n && upstream_tchar[(unsigned char)p[i]]; i++)
+		;
+	if (i == 0 || i == n || p[i] != ':' ||
+	    upstream_ctl_at(p + i + 1, n - i - 1) < n - i - 1 ||
+	    http1_is_hop_by_hop(p, i) ||
+	    (i == 14 && util_strncaseeq(p, "Content-Length", 14)) ||
+	    (i == 4 && util_strncaseeq(p, "Host", 4))) {
+		log_warn("dropping an upstream trailer line that cannot be "
+		         "relayed safely");
+		return;
+	}
+	buf_append(&r->trailers, p, n);
+	buf_append(&r->trailers, "\r\n", 2);
+}
+
 static size_t
 upstream_header_cb(char *p, size_t size, size_t nitems, void *arg)
 {
@@ -549,9 +576,9 @@ upstream_header_cb(char *p, size_t size, size_t nitems, void *arg)
 	size_t len = size * nitems, n = len;
 
 	if (r->head_done) {
-		/* Trailers are not relayed, but curl stores every line, and
-		 * a body that never ends in a blank line keeps the transfer
-		 * alive past any idle timeout: bound them like a head. */
+		/* curl stores every trailer line, and a body that never ends
+		 * in a blank line keeps the transfer alive past any idle
+		 * timeout: bound them like a head. */
 		r->trailer_bytes += len;
 		if (r->trailer_bytes > r->cfg->max_head_bytes) {
 			snprintf(r->bad, sizeof(r->bad),
@@ -561,6 +588,7 @@ upstream_header_cb(char *p, size_t size, size_t nitems, void *arg)
 			r->bad_error = "http_response_trailer_section_size";
 			return 0;
 		}
+		upstream_trailer_line(r, p, len);
 		return len;
 	}
 	while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
@@ -626,6 +654,7 @@ upstream_req_destroy(struct upstream_req *r)
 	free(r->hlist);
 	buf_free(&r->hbuf);
 	buf_free(&r->head);
+	buf_free(&r->trailers);
 	free(r->at);
 	free(r->fields);
 	free(r);
@@ -731,6 +760,10 @@ upstream_result_fill(struct upstream_req *r, CURLcode rc,
 		if (r->head_done) {
 			res->ok = 1;
 			res->status = r->status;
+			if (r->trailers.len > 0) {
+				res->trailers = r->trailers.data;
+				res->trailers_len = r->trailers.len;
+			}
 			return;
 		}
 		res->error = "http_response_incomplete";
@@ -841,6 +874,7 @@ upstream_check_done(struct upstream *u)
 	struct upstream_result res;
 	struct upstream_req *r;
 	struct upstream_cbs cbs;
+	struct buf trailers;
 	CURLMsg *msg;
 	CURLcode rc;
 	void *arg;
@@ -858,10 +892,16 @@ upstream_check_done(struct upstream *u)
 		upstream_result_fill(r, rc, &res);
 		cbs = r->cbs;
 		arg = r->arg;
+		/* The trailers outlive the request for the callback. */
+		trailers = r->trailers;
+		buf_init(&r->trailers);
+		if (res.trailers != NULL)
+			res.trailers = trailers.data;
 		/* Gone before the callback: the callee may start the next
 		 * exchange on the same client connection at once. */
 		upstream_release(r);
 		cbs.done(arg, &res);
+		buf_free(&trailers);
 	}
 	/* Trimming is not free (madvise, then page faults to get the
 	 * memory back): only once a burst is over, not at every moment
@@ -966,6 +1006,7 @@ upstream_start(struct upstream *u, const struct upstream_spec *s,
 		r->u = u;
 		buf_init(&r->hbuf);
 		buf_init(&r->head);
+		buf_init(&r->trailers);
 	}
 	r->cfg = s->cfg;
 	if ((e = r->easy = upstream_easy_new(r)) == NULL) {
@@ -978,6 +1019,7 @@ upstream_start(struct upstream *u, const struct upstream_spec *s,
 	r->check_private = s->check_private;
 	r->head_done = 0;
 	r->trailer_bytes = 0;
+	buf_reset(&r->trailers);
 	r->sock_errno = 0;
 	upstream_head_reset(r);
 	r->blocked[0] = '\0';

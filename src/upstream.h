@@ -43,6 +43,11 @@ struct upstream_result {
 	const char *error; /* RFC 9209 Proxy-Status error type */
 	char detail[256];  /* what went wrong, for the client and the log */
 	uint64_t head_ms;  /* start → response head (0 if none) */
+	/* The trailer section as "Name: value\r\n" lines (checked like
+	 * head fields; hop-by-hop and framing fields left out), valid
+	 * during the done callback only; NULL when there was none. */
+	const char *trailers;
+	size_t trailers_len;
 };
 
 /* One response field line as received (OWS around the value trimmed, an

@@ -140,3 +140,23 @@ xport_free(struct xport *x)
 	if (out)
 		evbuffer_free(out);
 }
+
+void
+xport_set_cbs(struct xport *x, const struct xport_cbs *cbs, void *arg)
+{
+	x->cbs = *cbs;
+	x->arg = arg;
+}
+
+int
+xport_rd_shut(const struct xport *x)
+{
+	return (int)x->rd_shut;
+}
+
+size_t
+xport_out_pending(const struct xport *x)
+{
+	return evbuffer_get_length(x->out) +
+	       (x->ops->pending ? x->ops->pending(x) : 0);
+}

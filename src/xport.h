@@ -41,6 +41,8 @@ struct xport_ops {
 	void (*want_read)(struct xport *x, int on);
 	void (*want_write)(struct xport *x, int on);
 	void (*free)(struct xport *x);
+	/* Optional: bytes queued below out (TLS records not yet sent). */
+	size_t (*pending)(const struct xport *x);
 };
 
 /* The part every transport shares; an implementation embeds it first and
@@ -68,6 +70,18 @@ void xport_on_writable(struct xport *x);
 struct xport *xport_sock_new(struct event_base *base, int fd,
                              const struct xport_cbs *cbs, void *arg);
 
+/* TLS over another transport (a socket, after CONNECT): the TLS record
+ * bytes go through lower's buffers, lower's callbacks become the TLS
+ * layer's, and lower is freed with the TLS transport. ssl (taken over)
+ * is set up for the server or the client side; the handshake must end
+ * within handshake_ms or the transport fails, logging why with label.
+ * Bytes lower has already received are the start of the handshake. NULL
+ * when it cannot be set up: ssl is freed, lower is still the caller's. */
+typedef struct ssl_st SSL;
+struct xport *xport_tls_new(struct event_base *base, struct xport *lower,
+                            SSL *ssl, unsigned handshake_ms, const char *label,
+                            const struct xport_cbs *cbs, void *arg);
+
 struct evbuffer *xport_in(struct xport *x);
 struct evbuffer *xport_out(struct xport *x);
 /* Read only while fewer than max bytes wait in xport_in(). */
@@ -80,5 +94,12 @@ void xport_kick(struct xport *x);
 /* End our direction now (everything queued must already be gone). */
 void xport_shutdown(struct xport *x);
 void xport_free(struct xport *x);
+/* Hand the transport's events to another listener (a splice takes a
+ * connection over). */
+void xport_set_cbs(struct xport *x, const struct xport_cbs *cbs, void *arg);
+/* The peer finished sending or failed: nothing more will be read. */
+int xport_rd_shut(const struct xport *x);
+/* Bytes queued for the peer, here and in any layer below. */
+size_t xport_out_pending(const struct xport *x);
 
 #endif

@@ -102,6 +102,7 @@ static const struct xport_ops xport_sock_ops = {
     xport_sock_want_read,
     xport_sock_want_write,
     xport_sock_free,
+    NULL,
 };
 
 static void

@@ -15,7 +15,14 @@
 # steadier figure, since wrk and the upstream compete for the same cores)
 # and the ratios sign/nginx, pass/nginx, pass/tinyproxy in both; then holds
 # 1,000 idle keep-alive connections to aauth-proxy and reports its VmRSS.
-# Needs: wrk, nginx (nginx-light), tinyproxy, curl, meson, /usr/bin/python3.
+# Then HTTPS, with hey (wrk has no proxy support): https:// requests through
+# CONNECT, intercepted and signed by aauth-proxy, beside nginx terminating
+# TLS and proxying to the same upstream — kept-alive connections, and a new
+# connection (CONNECT + full TLS handshake) per request. HTTPS_ONLY=1 runs
+# just that part. hey verifies no certificate, so each path is checked with
+# a verifying curl first.
+# Needs: wrk, hey, nginx (nginx-light), tinyproxy, curl, meson, openssl,
+# /usr/bin/python3.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +37,7 @@ PY=/usr/bin/python3
 
 # Install what is missing (Debian 12, as root), like ./dev.sh does.
 need=()
-for pkg in wrk nginx-light tinyproxy curl meson; do
+for pkg in wrk hey nginx-light tinyproxy curl meson openssl; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
@@ -38,7 +45,7 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-for tool in wrk nginx tinyproxy curl meson "$PY"; do
+for tool in wrk hey nginx tinyproxy curl meson openssl "$PY"; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
 done
 
@@ -89,7 +96,8 @@ wait_port() {
 
 render() { # render TEMPLATE OUT
 	sed -e "s|@DIR@|$DIR|g" -e "s|@UP1@|$UP1|g" -e "s|@UP2@|$UP2|g" \
-	    -e "s|@NGXPROXY@|$NGXPROXY|g" -e "s|@TINY@|$TINY|g" -e "s|@AP@|$AP|g" "$1" >"$2"
+	    -e "s|@NGXPROXY@|$NGXPROXY|g" -e "s|@TINY@|$TINY|g" -e "s|@AP@|$AP|g" \
+	    -e "s|@NGXTLS@|$NGXTLS|g" -e "s|@UP3@|$UP3|g" "$1" >"$2"
 }
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -104,6 +112,7 @@ meson compile -C "$BUILD" aauth-proxy >/dev/null
 BIN=$BUILD/aauth-proxy
 
 UP1=$(free_port); UP2=$(free_port); NGXPROXY=$(free_port); TINY=$(free_port); AP=$(free_port)
+NGXTLS=$(free_port); UP3=$(free_port)
 mkdir -p "$DIR/www" "$DIR/tmp"
 # nginx workers run as an unprivileged user when started as root
 chmod 755 "$DIR" "$DIR/www"
@@ -117,6 +126,12 @@ render "$HERE/nginx-upstream.conf.in" "$DIR/nginx-upstream.conf"
 render "$HERE/nginx-proxy.conf.in" "$DIR/nginx-proxy.conf"
 render "$HERE/tinyproxy.conf.in" "$DIR/tinyproxy.conf"
 render "$HERE/aauth-proxy.json.in" "$DIR/aauth-proxy.json"
+render "$HERE/nginx-tls.conf.in" "$DIR/nginx-tls.conf"
+# nginx's certificate and the proxy's CA (beside the key, the default)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+	-keyout "$DIR/nginx-tls.key" -out "$DIR/nginx-tls.pem" -subj /CN=127.0.0.1 \
+	-addext subjectAltName=IP:127.0.0.1 2>/dev/null
+"$BIN" ca init -c "$DIR/aauth-proxy.json" >/dev/null
 
 nginx -p "$DIR" -e "$DIR/nginx-upstream.err" -c "$DIR/nginx-upstream.conf" &
 UP_PID=$!
@@ -124,6 +139,9 @@ PIDS+=($!); wait_port "$UP1" "$!" "nginx upstream"
 nginx -p "$DIR" -e "$DIR/nginx-proxy.err" -c "$DIR/nginx-proxy.conf" &
 NGX_PID=$!
 PIDS+=($!); wait_port "$NGXPROXY" "$!" "nginx proxy"
+nginx -p "$DIR" -e "$DIR/nginx-tls.err" -c "$DIR/nginx-tls.conf" &
+NGXTLS_PID=$!
+PIDS+=($!); wait_port "$NGXTLS" "$!" "nginx tls"
 tinyproxy -d -c "$DIR/tinyproxy.conf" >"$DIR/tinyproxy.out" 2>&1 &
 TINY_PID=$!
 PIDS+=($!); wait_port "$TINY" "$!" "tinyproxy"
@@ -146,6 +164,11 @@ check sign -x "http://127.0.0.1:$AP" "$SIGN_URL"
 check pass -x "http://127.0.0.1:$AP" "$PASS_URL"
 check nginx "http://127.0.0.1:$NGXPROXY/index.json"
 check tinyproxy -x "http://127.0.0.1:$TINY" "$SIGN_URL"
+# HTTPS, verified: the proxy's leaf against its CA, nginx's against its own
+HTTPS_SIGN_URL="https://127.0.0.1:$UP3/index.json"
+NGXTLS_URL="https://127.0.0.1:$NGXTLS/index.json"
+check https-sign -x "http://127.0.0.1:$AP" --cacert "$DIR/ca.pem" "$HTTPS_SIGN_URL"
+check nginx-tls --cacert "$DIR/nginx-tls.pem" "$NGXTLS_URL"
 
 to_ms() { # wrk's 1.23ms / 456.78us / 1.20s → milliseconds
 	awk -v v="$1" 'BEGIN {
@@ -200,6 +223,47 @@ run_wrk() {
 		"$name" "$rps" "$p50" "$p99" "$us" "$non2xx" "$errs"
 }
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# run_hey NAME PID URL [hey options]: requests/s and CPU per request of PID
+run_hey() {
+	local name=$1 pid=$2 url=$3 out t0 t1 n us rps ok; shift 3
+	out=$DIR/hey-$name.txt
+	log "hey $name ($DURATION, -c $CONNS $*)"
+	t0=$(cpu_ticks "$pid")
+	timeout 120 hey -z "$DURATION" -c "$CONNS" "$@" "$url" >"$out"
+	t1=$(cpu_ticks "$pid")
+	rps=$(awk '/Requests\/sec:/ {print $2}' "$out")
+	ok=$(awk '/\[200\]/ {print $2}' "$out"); ok=${ok:-0}
+	n=$(awk '/responses/ {s += $2} END {print s + 0}' "$out")
+	us=$(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$TCK" \
+		'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else print "n/a" }')
+	RPS[$name]=$rps
+	CPU[$name]=$us
+	printf '%-22s %10s req/s   cpu %7s us/req   200: %s of %s   errors: %s\n' "$name" "$rps" "$us" \
+		"$ok" "$n" "$(awk '/Error distribution/ {f=1; next} f && NF {print; exit}' "$out")"
+}
+
+https_bench() {
+	echo "== HTTPS, hey -z $DURATION -c $CONNS: intercepted CONNECT (aauth-proxy, sign) vs nginx terminating TLS"
+	run_hey https-aauth-keepalive "$AP_PID" "$HTTPS_SIGN_URL" -x "http://127.0.0.1:$AP"
+	run_hey https-nginx-keepalive "$NGXTLS_PID" "$NGXTLS_URL"
+	run_hey https-aauth-newconn "$AP_PID" "$HTTPS_SIGN_URL" -x "http://127.0.0.1:$AP" -disable-keepalive
+	run_hey https-nginx-newconn "$NGXTLS_PID" "$NGXTLS_URL" -disable-keepalive
+	echo "== HTTPS ratios (requests/s; in brackets from CPU time per request)"
+	echo "keep-alive aauth/nginx        $(ratio "${RPS[https-aauth-keepalive]}" "${RPS[https-nginx-keepalive]}")   [$(ratio "${CPU[https-nginx-keepalive]}" "${CPU[https-aauth-keepalive]}")]"
+	echo "new connections aauth/nginx   $(ratio "${RPS[https-aauth-newconn]}" "${RPS[https-nginx-newconn]}")   [$(ratio "${CPU[https-nginx-newconn]}" "${CPU[https-aauth-newconn]}")]"
+	echo "leaf certificates minted: $(grep -c 'minted a TLS certificate' "$DIR/aauth-proxy.err")"
+	echo "VmRSS after the HTTPS runs: $(rss "$AP_PID") KiB"
+}
+
+if [ -n "${HTTPS_ONLY:-}" ]; then
+	https_bench
+	kill -TERM "$AP_PID"
+	exit 0
+fi
+
 echo "== wrk -t$THREADS -c$CONNS -d$DURATION --latency, body $(wc -c <"$DIR/www/index.json") bytes, $(nproc) cores"
 run_wrk upstream "" "$SIGN_URL" "$UP_PID"
 run_wrk aauth-sign "$SIGN_URL" "http://127.0.0.1:$AP/" "$AP_PID"
@@ -207,7 +271,6 @@ run_wrk aauth-pass "$PASS_URL" "http://127.0.0.1:$AP/" "$AP_PID"
 run_wrk nginx-proxy "" "http://127.0.0.1:$NGXPROXY/index.json" "$NGX_PID"
 run_wrk tinyproxy "$SIGN_URL" "http://127.0.0.1:$TINY/" "$TINY_PID"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 SIGN=${RPS[aauth-sign]}; PASS=${RPS[aauth-pass]}; NGX=${RPS[nginx-proxy]}; TP=${RPS[tinyproxy]}
 echo "== ratios (requests/s; in brackets the same from CPU time per request)"
 echo "sign/nginx      $(ratio "$SIGN" "$NGX")   [$(ratio "${CPU[nginx-proxy]}" "${CPU[aauth-sign]}")]"
@@ -215,11 +278,12 @@ echo "pass/nginx      $(ratio "$PASS" "$NGX")   [$(ratio "${CPU[nginx-proxy]}" "
 echo "pass/tinyproxy  $(ratio "$PASS" "$TP")   [$(ratio "${CPU[tinyproxy]}" "${CPU[aauth-pass]}")]"
 echo "sign/pass       $(ratio "$SIGN" "$PASS")   [$(ratio "${CPU[aauth-pass]}" "${CPU[aauth-sign]}")]"
 
-rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 echo "== aauth-proxy memory"
 echo "VmRSS after the wrk runs: $(rss "$AP_PID") KiB"
 echo "== $IDLE idle keep-alive connections to aauth-proxy (one signed request each)"
 timeout 300 "$PY" "$HERE/idle_conns.py" 127.0.0.1 "$AP" "$SIGN_URL" "$IDLE" "$AP_PID"
+
+https_bench
 
 if grep -q '"level":"error"' "$DIR/aauth-proxy.err"; then
 	echo "== aauth-proxy logged errors:"

@@ -1,14 +1,19 @@
-// One HTTP request through aauth-proxy with undici's ProxyAgent in
-// absolute-form mode (proxyTunnel: false), driven by the Python tests.
+// One HTTP request through aauth-proxy with undici, driven by the Python
+// tests: ProxyAgent in absolute-form mode (proxyTunnel: false), or with
+// "tunnel": true in its default CONNECT mode (https:// and http:// alike),
+// or with "env": true EnvHttpProxyAgent reading HTTP(S)_PROXY/NO_PROXY.
+// "ca_file" is then the only CA trusted for the target (requestTls).
 //
 //   node client.mjs '{"proxy": "http://127.0.0.1:P", "url": "http://…",
 //                     "method": "POST", "headers": {…}, "body_file": "…",
 //                     "mode": "body" | "sse", "api": "request" | "fetch",
-//                     "agent": "proxy" | "env" | "env-default"}'
+//                     "agent": "proxy" | "env" | "env-default",
+//                     "tunnel": true, "ca_file": "…"}'
 //
 // agent "env": EnvHttpProxyAgent({ proxyTunnel: false }), which takes the
-// proxy from http_proxy/HTTP_PROXY (the README's advice for Node today);
-// "env-default": EnvHttpProxyAgent() as shipped, which tunnels (CONNECT).
+// proxy from http_proxy/HTTP_PROXY; "env-default" (or "env": true):
+// EnvHttpProxyAgent() as shipped, which tunnels (CONNECT); "proxy":
+// ProxyAgent, tunnelling when "tunnel" is true. ca_file: the CA to trust.
 //
 // Prints JSON lines on stdout. mode "body": one line {status, headers,
 // sha256, len, text}. mode "sse": one line {event: <data JSON>} per event as
@@ -19,12 +24,13 @@ import { readFileSync } from 'node:fs';
 import { EnvHttpProxyAgent, ProxyAgent, fetch, request } from 'undici';
 
 const spec = JSON.parse(process.argv[2]);
+const tls = spec.ca_file ? { requestTls: { ca: readFileSync(spec.ca_file) } } : {};
 const agent =
   spec.agent === 'env'
-    ? new EnvHttpProxyAgent({ proxyTunnel: false })
-    : spec.agent === 'env-default'
-      ? new EnvHttpProxyAgent()
-      : new ProxyAgent({ uri: spec.proxy, proxyTunnel: false });
+    ? new EnvHttpProxyAgent({ proxyTunnel: false, ...tls })
+    : spec.agent === 'env-default' || spec.env
+      ? new EnvHttpProxyAgent(tls)
+      : new ProxyAgent({ uri: spec.proxy, proxyTunnel: spec.tunnel === true, ...tls });
 const method = spec.method || 'GET';
 const headers = spec.headers || {};
 const body = spec.body_file ? readFileSync(spec.body_file) : spec.body;

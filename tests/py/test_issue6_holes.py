@@ -185,7 +185,8 @@ def test_small_trailers_still_end_the_body_cleanly(world, hostile):
                            b"2\r\nok\r\n0\r\nX-Cost: 3\r\nX-Budget: 9\r\n\r\n"]))
     w.start(rules=base_rules(w) + [up_rule(up, "pass")])
     st, fields, rest = one(w, up, "/t")
-    assert st == 200 and rest.endswith(b"0\r\n\r\n"), rest
+    # relayed unchanged after the last chunk (issue 9)
+    assert st == 200 and rest.endswith(b"0\r\nX-Cost: 3\r\nX-Budget: 9\r\n\r\n"), rest
     assert decode_body(fields, rest) == b"ok"
 
 
@@ -197,7 +198,7 @@ def test_trailer_limit_follows_max_header_bytes(world, hostile):
     up = hostile(scripted([reply, reply]))
     w.start(rules=base_rules(w) + [up_rule(up, "pass")])
     st, fields, rest = one(w, up, "/a")
-    assert st == 200 and rest.endswith(b"0\r\n\r\n")
+    assert st == 200 and rest.endswith(b"0\r\n" + big + b"\r\n")
     # A second daemon on the same upstream, with a smaller limit.
     w.start(rules=base_rules(w) + [up_rule(up, "pass")], limits={"max_header_bytes": 4096})
     st, fields, rest = one(w, up, "/b")

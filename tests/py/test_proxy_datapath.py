@@ -483,8 +483,9 @@ def test_block_private_unnamed_hosts(dp, scripted_upstream):
 
 def test_connect_and_origin_form(env):
     px, _, _ = env
+    # unmatched host, default deny: refused before any tunnel (issue 9)
     r = request(px, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
-    assert r.status == 501 and r.get("Connection") == "close"
+    assert r.status == 403 and r.get("Connection") == "close"
     r = request(px, b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert r.status == 400
     assert "HTTP_PROXY=http://127.0.0.1:%d" % px.port in r.json()["detail"]

@@ -222,7 +222,8 @@ test_relay(void)
 static void
 test_ingress(void)
 {
-	static const struct ingress_listener ls = {"127.0.0.1:8787", 0};
+	static const struct ingress_listener ls = {"127.0.0.1:8787", 0, NULL,
+	                                           0};
 	struct config *c;
 	struct http_request r;
 	struct ingress in;
@@ -280,7 +281,9 @@ test_ingress(void)
 	parse("CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n",
 	      &r);
 	ingress_classify(c, &ls, &r, &in);
-	CHECK(in.status == 501 && in.close);
+	/* A sign host with no local CA: refused before any TLS. */
+	CHECK(in.status == 503 && in.close &&
+	      strcmp(in.code, "no_local_ca") == 0);
 	http_request_free(&r);
 	parse("GET /x HTTP/1.1\r\nHost: x\r\n\r\n", &r);
 	ingress_classify(c, &ls, &r, &in);

@@ -25,6 +25,10 @@ Endpoints (any method unless said):
                       previous one was acknowledged
   /slow?ms=N          sleeps N ms, then answers 200
   /status/NNN         answers NNN (no body for 1xx/204/304)
+  /trailers           a chunked body followed by trailer fields (X-Cost,
+                      X-Budget-Remaining)
+  /ws                 with Upgrade: websocket, 101 Switching Protocols, then
+                      every byte received is echoed back until EOF
   anything else       200 with a JSON echo of the request
 HEAD gets the same head as GET, without a body.
 """
@@ -341,6 +345,15 @@ class FakeServer:
             return self._send_big(h, size, mode, close, head)
         if path == "/sse":
             return self._send_sse(h, req, q, close, head)
+        if path == "/trailers":
+            h.send_raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                       b"Trailer: X-Cost, X-Budget-Remaining\r\n"
+                       b"Transfer-Encoding: chunked\r\n\r\n"
+                       b"5\r\nhello\r\n0\r\nX-Cost: 0.0042 usd\r\n"
+                       b"X-Budget-Remaining: 17\r\n\r\n")
+            return not close
+        if path == "/ws" and (req.get("upgrade") or "").lower() == "websocket":
+            return self._websocket(h, req)
         if path == "/slow":
             ms = int(arg("ms", "2000"))
             with self._cond:  # slow on purpose; stop() ends the wait
@@ -367,6 +380,21 @@ class FakeServer:
         h._send(200, [("Content-Type", "application/json")], json.dumps(echo).encode(),
                 close=close, head=head)
         return not close
+
+    def _websocket(self, h, req):
+        import base64
+        key = req.get("sec-websocket-key") or ""
+        accept = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        h.send_raw(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+        # The bytes after the switch are opaque to the proxy: echo them.
+        while not self._stopping:
+            b = h.rfile.read1(65536)
+            if not b:
+                break
+            h.send_raw(b)
+        return False
 
     def _send_big(self, h, size, mode, close, head):
         body = big_body(size)
