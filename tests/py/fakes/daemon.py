@@ -259,6 +259,19 @@ class ProxyProcess:
                 raise RuntimeError(f"the daemon bound {tcp[0]}, the config says "
                                    f"{self.host}:{self.port}")
             self.host, self.port = host, port
+        if self.argv is None and any(a.endswith(":0") for a in self.listen):
+            # Commands that read the config later (env, exec) must find the
+            # address the daemon really listens on, not port 0.
+            free = [b for b in bound if not b.startswith("unix:")]
+            listen = []
+            for a in self.listen:
+                if a.endswith(":0") and free:
+                    listen.append(free.pop(0))
+                else:
+                    listen.append(a)
+            self.config["listen"] = listen
+            with open(self.config_path, "w") as f:
+                json.dump(self.config, f, indent=2)
         return self
 
     def _join_readers(self):
