@@ -14,6 +14,7 @@ int cli_sign(int argc, char **argv);
 int cli_verify(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_check_config(int argc, char **argv);
+int cli_token(int argc, char **argv);
 
 /* Report an option getopt_long refused (c is its return value), naming
  * the option, then print usage to stderr; returns 2 (usage error). */

@@ -161,6 +161,113 @@ ingress_target(struct ingress *in, struct http_request *r)
 	r->form = HTTP_TARGET_ORIGIN;
 }
 
+/* A browser sent back to a resource's redirect_uri (aauth consent): the
+ * only origin-form request the proxy answers itself. */
+static int
+ingress_callback(const struct config *cfg, const struct http_request *r,
+                 struct ingress *in)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nresources; i++) {
+		const struct config_aauth *a = cfg->resources[i].aauth;
+
+		if (a == NULL || a->redirect_path == NULL ||
+		    r->path == NULL || strcmp(r->path, a->redirect_path) != 0)
+			continue;
+		if (strcmp(r->method, "GET") != 0 &&
+		    strcmp(r->method, "HEAD") != 0) {
+			ingress_refuse(in, 405, NULL, "method_not_allowed", 0,
+			               "the consent callback takes GET");
+			return 0;
+		}
+		in->kind = INGRESS_CALLBACK;
+		in->res = &cfg->resources[i];
+		return 0;
+	}
+	return -1;
+}
+
+static int
+ingress_hex(int c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
+}
+
+/* application/x-www-form-urlencoded value p[0..n) → a new string. */
+static char *
+ingress_unescape(const char *p, size_t n)
+{
+	char *out = xmalloc(n + 1);
+	size_t i, o = 0;
+	int h, l;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] == '+') {
+			out[o++] = ' ';
+		} else if (p[i] == '%') {
+			if (i + 2 >= n ||
+			    (h = ingress_hex((unsigned char)p[i + 1])) < 0 ||
+			    (l = ingress_hex((unsigned char)p[i + 2])) < 0)
+				goto bad;
+			out[o++] = (char)(h * 16 + l);
+			i += 2;
+		} else {
+			out[o++] = p[i];
+		}
+	}
+	out[o] = '\0';
+	if (strlen(out) != o)
+		goto bad; /* %00 */
+	return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+int
+ingress_callback_query(const char *query, char **code, char **error)
+{
+	const char *p = query, *amp, *eq;
+	char **dst;
+	size_t n;
+
+	*code = *error = NULL;
+	while (p != NULL && *p != '\0') {
+		amp = strchr(p, '&');
+		n = amp ? (size_t)(amp - p) : strlen(p);
+		eq = memchr(p, '=', n);
+		dst = NULL;
+		if (eq != NULL && (size_t)(eq - p) == 4 &&
+		    memcmp(p, "code", 4) == 0)
+			dst = code;
+		else if (eq != NULL && (size_t)(eq - p) == 5 &&
+		         memcmp(p, "error", 5) == 0)
+			dst = error;
+		if (dst != NULL) {
+			if (*dst != NULL)
+				goto bad; /* twice: which one? */
+			*dst = ingress_unescape(eq + 1,
+			                        n - (size_t)(eq + 1 - p));
+			if (*dst == NULL)
+				goto bad;
+		}
+		p = amp ? amp + 1 : NULL;
+	}
+	return 0;
+bad:
+	if (*code != NULL) {
+		memset(*code, 0, strlen(*code));
+		free(*code);
+	}
+	free(*error);
+	*code = *error = NULL;
+	return -1;
+}
+
 void
 ingress_classify(const struct config *cfg, const struct ingress_listener *ls,
                  struct http_request *r, struct ingress *in)
@@ -178,6 +285,8 @@ ingress_classify(const struct config *cfg, const struct ingress_listener *ls,
 		return;
 	}
 	if (r->form == HTTP_TARGET_ORIGIN) {
+		if (ingress_callback(cfg, r, in) == 0)
+			return;
 		ingress_usage(in, ls, "origin-form request");
 		return;
 	}

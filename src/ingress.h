@@ -16,6 +16,8 @@
 enum ingress_kind {
 	INGRESS_FORWARD, /* action PASS or SIGN */
 	INGRESS_REFUSE,  /* answer status with code and detail */
+	INGRESS_CALLBACK, /* the consent redirect of res (origin-form GET of
+	                     its redirect_uri path on our own listener) */
 };
 
 struct ingress {
@@ -42,6 +44,10 @@ struct ingress_listener {
 	const char *name;
 	int unix_sock;
 };
+
+/* The consent callback's query: code and error, percent-decoded (new
+ * strings, or NULL when absent). -1 when the query is malformed. */
+int ingress_callback_query(const char *query, char **code, char **error);
 
 /* Classify r and rewrite it for forwarding. Never fails: a request that
  * cannot be carried comes back as INGRESS_REFUSE. */
