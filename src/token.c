@@ -25,6 +25,7 @@
 /* Backoff: 1 s doubling, at most 60 s, jittered by ±20%. */
 #define TOKEN_BACKOFF_FIRST_MS 1000
 #define TOKEN_BACKOFF_MAX_MS   60000
+#define TOKEN_LAST_TRY_MS      500
 /* When an answer says nothing about the lifetime (no expires_in, no JWT
  * exp): assume a short one; a 401 forces a refresh anyway. */
 #define TOKEN_LIFETIME_DEFAULT_S 300
@@ -769,9 +770,13 @@ token_backoff(struct token_entry *e, unsigned retry_after_s)
 			d = (uint64_t)retry_after_s * 1000;
 		return d;
 	}
-	/* Never past the expiry of the token still in use. */
-	if (e->cur != NULL && e->expires_ms > now && now + d > e->expires_ms)
-		d = e->expires_ms - now;
+	/* Never past the expiry of the token still in use: the last try
+	 * comes while it is still good (TOKEN_LAST_TRY_MS before), so
+	 * requests do not see the gap. Closer than that, the token is let
+	 * go rather than retried in a burst. */
+	if (e->cur != NULL && e->expires_ms > now + TOKEN_LAST_TRY_MS * 2 &&
+	    now + d > e->expires_ms - TOKEN_LAST_TRY_MS)
+		d = e->expires_ms - TOKEN_LAST_TRY_MS - now;
 	return d;
 }
 
