@@ -26,6 +26,10 @@
 #define TOKEN_BACKOFF_FIRST_MS 1000
 #define TOKEN_BACKOFF_MAX_MS   60000
 #define TOKEN_LAST_TRY_MS      500
+/* A token refused within this time of its arrival is not refreshed
+ * again: a resource that refuses every token must not turn each request
+ * into a token request. */
+#define TOKEN_FORCE_MIN_AGE_MS 1000
 /* When an answer says nothing about the lifetime (no expires_in, no JWT
  * exp): assume a short one; a 401 forces a refresh anyway. */
 #define TOKEN_LIFETIME_DEFAULT_S 300
@@ -61,7 +65,7 @@ struct token_entry {
 	struct gen *gen;   /* the latest generation: key and config */
 	const struct config_resource *res; /* in gen->cfg */
 	enum token_state state;
-	uint64_t refresh_ms, expires_ms; /* monotonic; cur only */
+	uint64_t received_ms, refresh_ms, expires_ms; /* monotonic; cur */
 	int64_t received_unix, expires_unix;
 	char *refresh; /* refresh token */
 	char *scope;
@@ -808,6 +812,7 @@ token_got(struct token_entry *e, struct aauth_result *res)
 	e->had_token = 1;
 	e->received_unix = unow;
 	e->expires_unix = unow + life;
+	e->received_ms = now;
 	e->expires_ms = now + (uint64_t)life * 1000;
 	e->refresh_ms = now + (uint64_t)life * 800;
 	if (res->refresh_token != NULL) {
@@ -1153,6 +1158,13 @@ token_invalidate(struct token_store *ts, struct gen *g,
 	}
 	if (used != NULL && used != e->cur)
 		return; /* a newer token is already there */
+	if (used != NULL && challenge == NULL && e->op == NULL &&
+	    token_now(e) < e->received_ms + TOKEN_FORCE_MIN_AGE_MS) {
+		log_debug("resource %s: token (sha256 %s) refused right after "
+		          "it came; not refreshing it again yet",
+		          e->name, used->hash);
+		return;
+	}
 	if (used != NULL && !e->forced) {
 		log_info("resource %s: the resource refused token (sha256 %s); "
 		         "forcing a refresh",

@@ -208,17 +208,25 @@ token_src_cache_put(struct token_src *s, const char *key, const char *value,
 
 /* --- requests ------------------------------------------------------------ */
 
+/* Kill a command and everything it started (its process group), and
+ * reap it: after SIGKILL the wait is immediate. */
 static void
-token_src_req_free(struct token_src_req *q)
+token_src_kill(struct token_src_req *q)
 {
 	int st;
 
-	if (q->pid > 0) {
-		/* Cancelled (or shutting down) while it runs. */
-		kill(q->pid, SIGKILL);
-		while (waitpid(q->pid, &st, 0) == -1 && errno == EINTR)
-			;
-	}
+	kill(-q->pid, SIGKILL);
+	kill(q->pid, SIGKILL);
+	while (waitpid(q->pid, &st, 0) == -1 && errno == EINTR)
+		;
+	q->pid = 0;
+}
+
+static void
+token_src_req_free(struct token_src_req *q)
+{
+	if (q->pid > 0)
+		token_src_kill(q); /* cancelled (or shutting down) */
 	if (q->ev_read != NULL)
 		event_free(q->ev_read);
 	if (q->fd >= 0)
@@ -334,10 +342,7 @@ token_src_cmd_reap(struct token_src_req *q)
 		return;
 	}
 	if (util_mono_ms() >= q->deadline) {
-		kill(q->pid, SIGKILL);
-		while (waitpid(q->pid, &st, 0) == -1 && errno == EINTR)
-			;
-		q->pid = 0;
+		token_src_kill(q);
 		err_set(q->err,
 		        "the command closed its output but did not exit "
 		        "within %d ms; killed",
@@ -352,16 +357,12 @@ static void
 token_src_cmd_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct token_src_req *q = arg;
-	int st;
 
 	if (q->reaping) {
 		token_src_cmd_reap(q);
 		return;
 	}
-	kill(q->pid, SIGKILL);
-	while (waitpid(q->pid, &st, 0) == -1 && errno == EINTR)
-		;
-	q->pid = 0;
+	token_src_kill(q);
 	err_set(q->err, "the command did not finish within %d ms; killed",
 	        TOKEN_SRC_CMD_TIMEOUT_MS);
 	token_src_deliver(q);
@@ -373,18 +374,13 @@ token_src_cmd_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct token_src_req *q = arg;
 	char chunk[4096];
 	ssize_t n;
-	int st;
 
 	for (;;) {
 		n = read(q->fd, chunk, sizeof(chunk));
 		if (n > 0) {
 			if (q->out.len + (size_t)n > TOKEN_SRC_MAX_BYTES + 2) {
 				sodium_memzero(chunk, sizeof(chunk));
-				kill(q->pid, SIGKILL);
-				while (waitpid(q->pid, &st, 0) == -1 &&
-				       errno == EINTR)
-					;
-				q->pid = 0;
+				token_src_kill(q);
 				err_set(q->err,
 				        "the command wrote more than %d bytes; "
 				        "killed",
@@ -439,8 +435,12 @@ token_src_cmd_start(struct token_src_req *q, char *const argv[])
 	posix_spawnattr_setsigmask(&at, &none);
 	/* Our ignored SIGPIPE must not be inherited as ignored. */
 	posix_spawnattr_setsigdefault(&at, &all);
+	/* Its own process group: a helper script's children are killed
+	 * with it. */
+	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
-	                                  POSIX_SPAWN_SETSIGDEF);
+	                                  POSIX_SPAWN_SETSIGDEF |
+	                                  POSIX_SPAWN_SETPGROUP);
 	rc = posix_spawnp(&q->pid, argv[0], &fa, &at, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);

@@ -445,7 +445,7 @@ class FakeIssuer:
             time.sleep(delay)
         if mode == "drip":
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 100000\r\n\r\n")
+                         b"Content-Length: 1000\r\n\r\n")
             for _ in range(300):
                 if self._stopping or self.mode != "drip":
                     break
