@@ -173,16 +173,19 @@ aauth_url(json_t *v)
 }
 
 static void
-aauth_fail(struct aauth_result *out, enum aauth_outcome o, const char *fmt,
-           ...) __attribute__((format(printf, 3, 4)));
+aauth_fail(struct aauth_result *out, enum aauth_outcome o, const char *kind,
+           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* kind: the failure without its varying details (curl's timings, an
+ * issuer's description), so a repeat is recognised as one. */
 static void
-aauth_fail(struct aauth_result *out, enum aauth_outcome o, const char *fmt,
-           ...)
+aauth_fail(struct aauth_result *out, enum aauth_outcome o, const char *kind,
+           const char *fmt, ...)
 {
 	va_list ap;
 
 	out->outcome = o;
+	snprintf(out->kind, sizeof(out->kind), "%s", kind);
 	va_start(ap, fmt);
 	vsnprintf(out->error, sizeof(out->error), fmt, ap);
 	va_end(ap);
@@ -208,7 +211,7 @@ aauth_parse_ok(json_t *o, struct aauth_result *out)
 			         "the issuer asks for a person's consent");
 			return;
 		}
-		aauth_fail(out, AAUTH_TRANSIENT,
+		aauth_fail(out, AAUTH_TRANSIENT, "notoken",
 		           "the issuer answered 200 with JSON that holds "
 		           "neither auth_token nor access_token%s",
 		           m != NULL ? " (and no usable authorization_uri)"
@@ -218,7 +221,8 @@ aauth_parse_ok(json_t *o, struct aauth_result *out)
 	if (!json_is_string(t) ||
 	    token_src_check(json_string_value(t), json_string_length(t),
 	                    "the token in the answer", why) == -1) {
-		aauth_fail(out, AAUTH_TRANSIENT, "the issuer answered 200: %s",
+		aauth_fail(out, AAUTH_TRANSIENT, "badtoken",
+		           "the issuer answered 200: %s",
 		           json_is_string(t) ? why : "the token is not a string");
 		return;
 	}
@@ -228,7 +232,7 @@ aauth_parse_ok(json_t *o, struct aauth_result *out)
 		    token_src_check(json_string_value(m), json_string_length(m),
 		                    "the refresh token in the answer",
 		                    why) == -1) {
-			aauth_fail(out, AAUTH_TRANSIENT,
+			aauth_fail(out, AAUTH_TRANSIENT, "badrefresh",
 			           "the issuer answered 200: %s",
 			           json_is_string(m)
 			               ? why
@@ -251,7 +255,7 @@ void
 aauth_parse_response(int status, const char *body, size_t len,
                      unsigned retry_after, struct aauth_result *out)
 {
-	char code[64], desc[210];
+	char code[64], desc[210], kind[96];
 	json_error_t je;
 	json_t *o = NULL, *e;
 
@@ -262,10 +266,10 @@ aauth_parse_response(int status, const char *body, size_t len,
 		o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
 	if (status == 200) {
 		if (len == 0)
-			aauth_fail(out, AAUTH_TRANSIENT,
+			aauth_fail(out, AAUTH_TRANSIENT, "empty",
 			           "the issuer answered 200 with an empty body");
 		else if (!json_is_object(o))
-			aauth_fail(out, AAUTH_TRANSIENT,
+			aauth_fail(out, AAUTH_TRANSIENT, "nonjson",
 			           "the issuer answered 200 with a body that "
 			           "is not a JSON object");
 		else
@@ -296,18 +300,22 @@ aauth_parse_response(int status, const char *body, size_t len,
 	}
 	json_decref(o);
 	if (status == 429 || status == 503 || status == 408 || status >= 500) {
-		aauth_fail(out, AAUTH_TRANSIENT, "the issuer answered %d%s%s%s",
+		snprintf(kind, sizeof(kind), "status %d", status);
+		aauth_fail(out, AAUTH_TRANSIENT, kind,
+		           "the issuer answered %d%s%s%s",
 		           status, code[0] ? " " : "", code,
 		           retry_after ? " with Retry-After" : "");
 		return;
 	}
 	if (strcmp(code, "invalid_grant") == 0) {
-		aauth_fail(out, AAUTH_INVALID_GRANT,
+		aauth_fail(out, AAUTH_INVALID_GRANT, "invalid_grant",
 		           "the issuer answered %d invalid_grant%s%s", status,
 		           desc[0] ? ": " : "", desc);
 		return;
 	}
-	aauth_fail(out, AAUTH_PERMANENT, "the issuer answered %d %s%s%s",
+	snprintf(kind, sizeof(kind), "status %d %s", status, code);
+	aauth_fail(out, AAUTH_PERMANENT, kind,
+	           "the issuer answered %d %s%s%s",
 	           status, code[0] ? code : "without an error code",
 	           desc[0] ? ": " : "", desc);
 }
@@ -385,7 +393,7 @@ static void
 aauth_fail_later(struct aauth_op *op, enum aauth_outcome o, const char *what,
                  const char *why)
 {
-	aauth_fail(&op->result, o, "%s: %s", what, why);
+	aauth_fail(&op->result, o, what, "%s: %s", what, why);
 	if (op->ev == NULL)
 		op->ev = evtimer_new(op->a->base, aauth_later_cb, op);
 	event_active(op->ev, EV_TIMEOUT, 1);
@@ -401,13 +409,14 @@ aauth_post_done(void *arg, const struct fetch_result *res)
 	if (res->oversized) {
 		aauth_result_clear(r);
 		r->status = res->status;
-		aauth_fail(r, AAUTH_TRANSIENT,
+		aauth_fail(r, AAUTH_TRANSIENT, "oversized",
 		           "the issuer answered %d with a body larger than %d "
 		           "bytes",
 		           res->status, AAUTH_BODY_MAX);
 	} else if (!res->ok) {
 		aauth_result_clear(r);
-		aauth_fail(r, AAUTH_TRANSIENT, "token endpoint %s: %s",
+		aauth_fail(r, AAUTH_TRANSIENT, res->error,
+		           "token endpoint %s: %s",
 		           res->error, res->detail);
 	} else {
 		aauth_parse_response(res->status, res->body, res->body_len,

@@ -63,6 +63,8 @@ struct aauth_result {
 	int status;                 /* the HTTP status; 0 when none came */
 	char error[ERR_MAX];        /* why (no secret in it), for the log and
 	                               the 503 body */
+	char kind[96];              /* the failure without its details: a
+	                               repeat is logged once */
 };
 
 typedef void (*aauth_cb)(void *arg, struct aauth_result *res);

@@ -84,7 +84,7 @@ struct token_entry {
 	uint64_t retry_ms; /* BACKOFF/EXPIRED: the next attempt; 0: none */
 	int permanent;     /* the last failure was not a passing one */
 	char last_error[ERR_MAX];
-	char logged_error[ERR_MAX]; /* what was logged for this state */
+	char logged_kind[128]; /* the failure last logged (aauth kind) */
 	struct token_waiter *waiters;
 	struct event *timer;
 	uint64_t timer_at; /* when the timer fires; 0: not armed */
@@ -302,7 +302,7 @@ token_entry_clear(struct token_entry *e)
 	e->failures = 0;
 	e->retry_ms = 0;
 	e->permanent = 0;
-	e->last_error[0] = e->logged_error[0] = '\0';
+	e->last_error[0] = e->logged_kind[0] = '\0';
 	e->state = TOKEN_EMPTY;
 	e->memo = 0;
 }
@@ -833,7 +833,7 @@ token_got(struct token_entry *e, struct aauth_result *res)
 	e->failures = 0;
 	e->permanent = 0;
 	e->retry_ms = 0;
-	e->last_error[0] = e->logged_error[0] = '\0';
+	e->last_error[0] = e->logged_kind[0] = '\0';
 	log_info("resource %s: token (sha256 %s) from %s request, valid for "
 	         "%lld s, refresh in %lld s%s",
 	         e->name, v->hash, aauth_type_name(e->op_type),
@@ -847,6 +847,7 @@ token_failed(struct token_entry *e, struct aauth_result *res)
 {
 	uint64_t now = token_now(e), d;
 	int permanent = res->outcome == AAUTH_PERMANENT;
+	char kind[128];
 
 	e->failures++;
 	e->permanent = permanent;
@@ -858,10 +859,11 @@ token_failed(struct token_entry *e, struct aauth_result *res)
 	         res->error);
 	d = token_backoff(e, res->retry_after);
 	e->retry_ms = now + (d ? d : 1);
-	if (strcmp(e->logged_error, e->last_error) != 0) {
+	snprintf(kind, sizeof(kind), "%s %s", aauth_type_name(e->op_type),
+	         res->kind);
+	if (strcmp(e->logged_kind, kind) != 0) {
 		/* Once per state and reason, not once per attempt. */
-		snprintf(e->logged_error, sizeof(e->logged_error), "%s",
-		         e->last_error);
+		memcpy(e->logged_kind, kind, sizeof(kind));
 		if (e->cur != NULL)
 			log_warn("resource %s: %s%s; retrying in %.1f s, the "
 			         "token stays in use for %.1f s",
@@ -898,7 +900,7 @@ token_consent(struct token_entry *e, struct aauth_result *res)
 	e->code = NULL;
 	e->failures = 0;
 	e->retry_ms = 0;
-	e->logged_error[0] = '\0';
+	e->logged_kind[0] = '\0';
 	snprintf(e->last_error, sizeof(e->last_error),
 	         "waiting for a person's consent");
 	if (!same)

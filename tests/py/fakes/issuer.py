@@ -285,12 +285,15 @@ class FakeIssuer:
             return [r for r in self.requests if r.path == self.token_path
                     and (types is None or r.type in types)]
 
-    def wait_token_requests(self, n, timeout=15, types=None):
+    def wait_token_requests(self, n, timeout=15, types=None, answered=True):
+        """Wait for n token requests (answered ones unless answered=False:
+        a "timeout" answer only comes when the mode changes)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 got = [r for r in self.requests if r.path == self.token_path
-                       and (types is None or r.type in types)]
+                       and (types is None or r.type in types)
+                       and (not answered or r.answer is not None)]
                 if len(got) >= n:
                     return got
                 left = deadline - time.monotonic()
@@ -347,9 +350,15 @@ class FakeIssuer:
             rec.verdict, rec.reason = "invalid", why
             rec.answer = (401, why)
             _send(sock, 401, {"error": "invalid_request", "error_description": why})
+            with self._cond:
+                self._cond.notify_all()
             return True
         rec.verdict = "valid"
-        return self._answer(sock, req, rec)
+        try:
+            return self._answer(sock, req, rec)
+        finally:
+            with self._cond:
+                self._cond.notify_all()
 
     def _check(self, req, rec):
         """The reason to refuse a token request, or None."""
