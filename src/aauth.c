@@ -85,8 +85,8 @@ aauth_challenge_parse(const char *v, size_t len)
 			rt = &m->bare;
 	}
 	if (rt != NULL && rt->type == SFV_STRING &&
-	    token_src_check(rt->str, strlen(rt->str), "resource-token",
-	                    NULL) == 0)
+	    token_src_check(rt->str, strlen(rt->str), "resource-token", NULL) ==
+	        0)
 		out = xstrdup(rt->str);
 	sfv_list_free(&d);
 	return out;
@@ -172,9 +172,9 @@ aauth_url(json_t *v)
 	return xstrdup(s);
 }
 
-static void
-aauth_fail(struct aauth_result *out, enum aauth_outcome o, const char *kind,
-           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void aauth_fail(struct aauth_result *out, enum aauth_outcome o,
+                       const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* kind: the failure without its varying details (curl's timings, an
  * issuer's description), so a repeat is recognised as one. */
@@ -223,7 +223,8 @@ aauth_parse_ok(json_t *o, struct aauth_result *out)
 	                    "the token in the answer", why) == -1) {
 		aauth_fail(out, AAUTH_TRANSIENT, "badtoken",
 		           "the issuer answered 200: %s",
-		           json_is_string(t) ? why : "the token is not a string");
+		           json_is_string(t) ? why
+		                             : "the token is not a string");
 		return;
 	}
 	m = json_object_get(o, "refresh_token");
@@ -266,8 +267,9 @@ aauth_parse_response(int status, const char *body, size_t len,
 		o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
 	if (status == 200) {
 		if (len == 0)
-			aauth_fail(out, AAUTH_TRANSIENT, "empty",
-			           "the issuer answered 200 with an empty body");
+			aauth_fail(
+			    out, AAUTH_TRANSIENT, "empty",
+			    "the issuer answered 200 with an empty body");
 		else if (!json_is_object(o))
 			aauth_fail(out, AAUTH_TRANSIENT, "nonjson",
 			           "the issuer answered 200 with a body that "
@@ -302,8 +304,8 @@ aauth_parse_response(int status, const char *body, size_t len,
 	if (status == 429 || status == 503 || status == 408 || status >= 500) {
 		snprintf(kind, sizeof(kind), "status %d", status);
 		aauth_fail(out, AAUTH_TRANSIENT, kind,
-		           "the issuer answered %d%s%s%s",
-		           status, code[0] ? " " : "", code,
+		           "the issuer answered %d%s%s%s", status,
+		           code[0] ? " " : "", code,
 		           retry_after ? " with Retry-After" : "");
 		return;
 	}
@@ -314,8 +316,7 @@ aauth_parse_response(int status, const char *body, size_t len,
 		return;
 	}
 	snprintf(kind, sizeof(kind), "status %d %s", status, code);
-	aauth_fail(out, AAUTH_PERMANENT, kind,
-	           "the issuer answered %d %s%s%s",
+	aauth_fail(out, AAUTH_PERMANENT, kind, "the issuer answered %d %s%s%s",
 	           status, code[0] ? code : "without an error code",
 	           desc[0] ? ": " : "", desc);
 }
@@ -416,8 +417,7 @@ aauth_post_done(void *arg, const struct fetch_result *res)
 	} else if (!res->ok) {
 		aauth_result_clear(r);
 		aauth_fail(r, AAUTH_TRANSIENT, res->error,
-		           "token endpoint %s: %s",
-		           res->error, res->detail);
+		           "token endpoint %s: %s", res->error, res->detail);
 	} else {
 		aauth_parse_response(res->status, res->body, res->body_len,
 		                     res->retry_after, r);
@@ -478,8 +478,8 @@ aauth_post(struct aauth_op *op)
 	if (outreq_finalise(req, 1, &sign, err) == -1) {
 		fetch_request_wipe(req);
 		free(req);
-		aauth_fail_later(op, AAUTH_PERMANENT, "signing the token request",
-		                 err);
+		aauth_fail_later(op, AAUTH_PERMANENT,
+		                 "signing the token request", err);
 		return;
 	}
 	/* Not covered (the SDKs' layout): added after the signature. */
@@ -496,8 +496,8 @@ aauth_post(struct aauth_op *op)
 	fs.port = ca->issuer.port;
 	fs.max_body = AAUTH_BODY_MAX;
 	fs.timeout_ms = fetch_timeout_ms(op->gen);
-	op->fetch = fetch_start(op->a->base, op->a->up, &fs, aauth_post_done,
-	                        op, err);
+	op->fetch =
+	    fetch_start(op->a->base, op->a->up, &fs, aauth_post_done, op, err);
 	if (op->fetch == NULL)
 		aauth_fail_later(op, AAUTH_TRANSIENT, "token endpoint", err);
 }
@@ -515,8 +515,9 @@ aauth_src_done(void *arg, char *value, const char *err)
 		 * file being rewritten, a helper's network): retried with
 		 * backoff, and the reason is shown. */
 		aauth_fail_later(op, AAUTH_TRANSIENT,
-		                 op->step == AAUTH_STEP_AGENT ? "agent_token"
-		                                              : "resource_token",
+		                 op->step == AAUTH_STEP_AGENT
+		                     ? "agent_token"
+		                     : "resource_token",
 		                 err);
 		return;
 	}
@@ -542,9 +543,9 @@ aauth_next(struct aauth_op *op)
 	}
 	if (op->step == AAUTH_STEP_RESOURCE && op->type != AAUTH_CODE &&
 	    op->resource_token == NULL) {
-		op->sreq = token_src_get(op->a->src, op->gen, op->res,
-		                         &ca->resource_token, aauth_src_done,
-		                         op);
+		op->sreq =
+		    token_src_get(op->a->src, op->gen, op->res,
+		                  &ca->resource_token, aauth_src_done, op);
 		return;
 	}
 	aauth_post(op);

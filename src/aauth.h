@@ -53,11 +53,11 @@ struct aauth_req {
  * pointer to NULL); the rest are wiped and freed after it returns. */
 struct aauth_result {
 	enum aauth_outcome outcome;
-	char *token;         /* OK */
-	char *refresh_token; /* OK, when the answer carried one */
-	char *scope;         /* OK, when the answer carried one */
-	int64_t expires_in;  /* OK: seconds; -1 when not given */
-	char *consent_url;   /* CONSENT */
+	char *token;                /* OK */
+	char *refresh_token;        /* OK, when the answer carried one */
+	char *scope;                /* OK, when the answer carried one */
+	int64_t expires_in;         /* OK: seconds; -1 when not given */
+	char *consent_url;          /* CONSENT */
 	int64_t consent_expires_in; /* CONSENT: seconds; -1 when not given */
 	unsigned retry_after;       /* seconds the issuer asked for, or 0 */
 	int status;                 /* the HTTP status; 0 when none came */

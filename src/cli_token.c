@@ -92,9 +92,9 @@ cli_token_print(struct token_store *ts, struct cli_token_res *t)
 		}
 		printf("%s: no token (%s): %s\n", t->r->name,
 		       token_state_name(st.state),
-		       t->fail[0]       ? t->fail
+		       t->fail[0]      ? t->fail
 		       : st.last_error ? st.last_error
-		                        : "no answer in time");
+		                       : "no answer in time");
 		return;
 	}
 	t->ok = 1;

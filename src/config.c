@@ -400,9 +400,9 @@ config_parse_resource(struct config_ctx *x, const char *name, json_t *v,
                       struct config_resource *r,
                       const struct config_resource *prev, size_t nprev)
 {
-	static const char *const keys[] = {"profile",         "token_file",
-	                                   "upstream",        "allow_plaintext",
-	                                   "aauth",           NULL};
+	static const char *const keys[] = {"profile",  "token_file",
+	                                   "upstream", "allow_plaintext",
+	                                   "aauth",    NULL};
 	json_t *aa;
 	char path[200], field[256];
 	char *tf = NULL, *up = NULL;

@@ -42,12 +42,12 @@ struct config_url {
 
 struct config_tsrc {
 	enum config_tsrc_kind kind;
-	char *file;      /* FILE: absolute */
-	char **argv;     /* COMMAND: NULL-terminated */
-	struct config_url url;     /* URL */
-	char *mint_iss;            /* MINT: the agent identifier */
-	char *mint_sub;            /* MINT: default mint_iss */
-	unsigned mint_lifetime_s;  /* MINT: default 300 */
+	char *file;               /* FILE: absolute */
+	char **argv;              /* COMMAND: NULL-terminated */
+	struct config_url url;    /* URL */
+	char *mint_iss;           /* MINT: the agent identifier */
+	char *mint_sub;           /* MINT: default mint_iss */
+	unsigned mint_lifetime_s; /* MINT: default 300 */
 };
 
 /* resources.NAME.aauth: tokens from the issuer's token endpoint. */
@@ -69,7 +69,7 @@ struct config_aauth {
 struct config_resource {
 	char *name;
 	struct httpsig_profile profile;
-	char *token_file;    /* static token source, re-read on change */
+	char *token_file;           /* static token source, re-read on change */
 	struct config_aauth *aauth; /* instead of token_file */
 	int upstream_tls;    /* 1: https upstream (default), 0: plaintext */
 	int allow_plaintext; /* required for upstream_tls == 0 */

@@ -52,12 +52,13 @@ config_aauth_url(struct config_ctx *x, const char *field, const char *text,
 		return config_fail(x, field, "'%s': an http:// or https:// URL",
 		                   text);
 	if (!tls && !plain_ok)
-		return config_fail(x, field,
-		                   "'%s': an http:// URL sends %s in "
-		                   "plaintext; use https, or set "
-		                   "allow_plaintext on the resource (local test "
-		                   "servers only)",
-		                   text, plain_hint);
+		return config_fail(
+		    x, field,
+		    "'%s': an http:// URL sends %s in "
+		    "plaintext; use https, or set "
+		    "allow_plaintext on the resource (local test "
+		    "servers only)",
+		    text, plain_hint);
 	for (i = 0; text[i]; i++)
 		if ((unsigned char)text[i] <= 0x20 ||
 		    (unsigned char)text[i] >= 0x7f)
@@ -184,8 +185,8 @@ config_aauth_mint(struct config_ctx *x, const char *path, json_t *v,
 /* {"file": F}, {"command": [argv…]}, {"url": U}, {"mint": {…}}, or the
  * string "challenge" — exactly one, and only the kinds allowed here. */
 static int
-config_aauth_tsrc(struct config_ctx *x, const char *path, json_t *v,
-                  int agent, int plain_ok, struct config_tsrc *t)
+config_aauth_tsrc(struct config_ctx *x, const char *path, json_t *v, int agent,
+                  int plain_ok, struct config_tsrc *t)
 {
 	static const char *const akeys[] = {"file", "command", "mint", NULL};
 	static const char *const rkeys[] = {"file", "command", "url", NULL};
@@ -242,10 +243,10 @@ config_aauth_tsrc(struct config_ctx *x, const char *path, json_t *v,
 			if (!json_is_string(e) ||
 			    strlen(json_string_value(e)) !=
 			        json_string_length(e)) {
-				snprintf(field, sizeof(field), "%s.command[%zu]",
-				         path, i);
-				return config_fail(x, field,
-				                   "must be a string without NUL");
+				snprintf(field, sizeof(field),
+				         "%s.command[%zu]", path, i);
+				return config_fail(
+				    x, field, "must be a string without NUL");
 			}
 			t->argv[i] = xstrdup(json_string_value(e));
 		}
@@ -313,8 +314,9 @@ config_aauth_parse(struct config_ctx *x, const char *path, json_t *v,
                    const struct config_resource *prev, size_t nprev)
 {
 	static const char *const keys[] = {
-	    "issuer",       "agent_token", "resource_token", "scope",
-	    "redirect_uri", "state_file",  NULL};
+	    "issuer", "agent_token",  "resource_token",
+	    "scope",  "redirect_uri", "state_file",
+	    NULL};
 	char apath[240], field[320], *s = NULL;
 	struct config_aauth *a;
 	struct config_url ru;
@@ -323,9 +325,10 @@ config_aauth_parse(struct config_ctx *x, const char *path, json_t *v,
 
 	snprintf(apath, sizeof(apath), "%s.aauth", path);
 	if (!json_is_object(v))
-		return config_fail(x, apath,
-		                   "must be an object: {\"issuer\": …, "
-		                   "\"agent_token\": …, \"resource_token\": …}");
+		return config_fail(
+		    x, apath,
+		    "must be an object: {\"issuer\": …, "
+		    "\"agent_token\": …, \"resource_token\": …}");
 	if (config_check_keys(x, v, apath, keys) == -1)
 		return -1;
 	a = r->aauth = xcalloc(1, sizeof(*a));
@@ -359,9 +362,8 @@ config_aauth_parse(struct config_ctx *x, const char *path, json_t *v,
 	                      r->allow_plaintext, &a->agent_token) == -1)
 		return -1;
 	snprintf(field, sizeof(field), "%s.resource_token", apath);
-	if (config_aauth_tsrc(x, field, json_object_get(v, "resource_token"),
-	                      0, r->allow_plaintext,
-	                      &a->resource_token) == -1)
+	if (config_aauth_tsrc(x, field, json_object_get(v, "resource_token"), 0,
+	                      r->allow_plaintext, &a->resource_token) == -1)
 		return -1;
 
 	snprintf(field, sizeof(field), "%s.scope", apath);
@@ -383,10 +385,11 @@ config_aauth_parse(struct config_ctx *x, const char *path, json_t *v,
 		a->redirect_path = xstrdup(ru.path);
 		config_url_free(&ru);
 		if (strcmp(a->redirect_path, "/") == 0)
-			return config_fail(x, field,
-			                   "'%s': needs a path of its own, e.g. "
-			                   "http://127.0.0.1:8787/.aauth/callback",
-			                   a->redirect_uri);
+			return config_fail(
+			    x, field,
+			    "'%s': needs a path of its own, e.g. "
+			    "http://127.0.0.1:8787/.aauth/callback",
+			    a->redirect_uri);
 		/* A code names no resource: the path has to. */
 		for (i = 0; i < nprev; i++)
 			if (prev[i].aauth != NULL &&

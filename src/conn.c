@@ -91,8 +91,8 @@ struct conn_exchange {
 	int retries;                 /* 401 retries done: at most one */
 	int retry_pending;           /* a 401 was withheld: send again */
 	int callback;                /* the consent callback, answered here */
-	uint64_t body_charged; /* bytes counted in proxy.body_bytes */
-	unsigned retry_after;  /* seconds, sent with a proxy-made 503 */
+	uint64_t body_charged;       /* bytes counted in proxy.body_bytes */
+	unsigned retry_after;        /* seconds, sent with a proxy-made 503 */
 };
 
 struct conn {
@@ -594,7 +594,8 @@ conn_token_refused(struct conn *c, const struct token_fail *f)
 	o = json_pack("{s:s,s:s,s:s,s:s}", "error", f->code, "resource",
 	              ex->res->name, "state", f->state, "detail", f->detail);
 	if (f->url != NULL)
-		json_object_set_new(o, "authorization_uri", json_string(f->url));
+		json_object_set_new(o, "authorization_uri",
+		                    json_string(f->url));
 	if (f->last_error != NULL)
 		json_object_set_new(o, "last_error",
 		                    json_string(f->last_error));
@@ -1090,10 +1091,11 @@ conn_token_timeout(struct conn *c)
 	token_cancel(ex->waiter);
 	ex->waiter = NULL;
 	if (ex->callback) {
-		conn_respond_page(c, 504,
-		                  "aauth-proxy: the issuer has not answered the "
-		                  "code exchange yet; reload this page in a "
-		                  "moment.\n");
+		conn_respond_page(
+		    c, 504,
+		    "aauth-proxy: the issuer has not answered the "
+		    "code exchange yet; reload this page in a "
+		    "moment.\n");
 		return;
 	}
 	token_status_get(c->ctx->tokens, ex->res->name, &st);

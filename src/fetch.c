@@ -168,7 +168,8 @@ fetch_head(void *arg, const struct upstream_head *h)
 		    util_strncaseeq(h->v[i].name, "Retry-After", 11))
 			f->retry_after =
 			    fetch_retry_after(h->v[i].value, h->v[i].value_len);
-	if (h->content_length > 0 && (uint64_t)h->content_length > f->max_body) {
+	if (h->content_length > 0 &&
+	    (uint64_t)h->content_length > f->max_body) {
 		f->oversized = 1;
 		return -1;
 	}

@@ -29,10 +29,10 @@ struct fetch_result {
 };
 
 struct fetch_spec {
-	struct gen *gen;        /* the config (timeouts, CA) and key */
+	struct gen *gen;          /* the config (timeouts, CA) and key */
 	struct http_request *req; /* finalised; fetch takes it over */
-	const char *scheme;     /* "https" or "http" */
-	const char *host;       /* to dial, IPv6 in brackets */
+	const char *scheme;       /* "https" or "http" */
+	const char *host;         /* to dial, IPv6 in brackets */
 	int port;
 	size_t max_body;
 	unsigned timeout_ms; /* the whole exchange */
@@ -56,12 +56,10 @@ unsigned fetch_timeout_ms(const struct gen *g);
  * parser, so it is exactly what the data path would have made: method,
  * origin-form target, Host, and with a body Content-Type and
  * Content-Length. NULL with err. */
-struct http_request *fetch_request_new(const char *method, const char *scheme,
-                                       const char *authority,
-                                       const char *target,
-                                       const char *content_type,
-                                       const char *body, size_t body_len,
-                                       char *err);
+struct http_request *
+fetch_request_new(const char *method, const char *scheme, const char *authority,
+                  const char *target, const char *content_type,
+                  const char *body, size_t body_len, char *err);
 
 /* Zero every field value and the body, then free the request. */
 void fetch_request_wipe(struct http_request *r);

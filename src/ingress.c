@@ -172,8 +172,8 @@ ingress_callback(const struct config *cfg, const struct http_request *r,
 	for (i = 0; i < cfg->nresources; i++) {
 		const struct config_aauth *a = cfg->resources[i].aauth;
 
-		if (a == NULL || a->redirect_path == NULL ||
-		    r->path == NULL || strcmp(r->path, a->redirect_path) != 0)
+		if (a == NULL || a->redirect_path == NULL || r->path == NULL ||
+		    strcmp(r->path, a->redirect_path) != 0)
 			continue;
 		if (strcmp(r->method, "GET") != 0 &&
 		    strcmp(r->method, "HEAD") != 0) {
@@ -250,8 +250,8 @@ ingress_callback_query(const char *query, char **code, char **error)
 		if (dst != NULL) {
 			if (*dst != NULL)
 				goto bad; /* twice: which one? */
-			*dst = ingress_unescape(eq + 1,
-			                        n - (size_t)(eq + 1 - p));
+			*dst =
+			    ingress_unescape(eq + 1, n - (size_t)(eq + 1 - p));
 			if (*dst == NULL)
 				goto bad;
 		}

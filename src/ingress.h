@@ -14,8 +14,8 @@
 #include "http1.h"
 
 enum ingress_kind {
-	INGRESS_FORWARD, /* action PASS or SIGN */
-	INGRESS_REFUSE,  /* answer status with code and detail */
+	INGRESS_FORWARD,  /* action PASS or SIGN */
+	INGRESS_REFUSE,   /* answer status with code and detail */
 	INGRESS_CALLBACK, /* the consent redirect of res (origin-form GET of
 	                     its redirect_uri path on our own listener) */
 };

@@ -31,8 +31,7 @@ struct jwt_agent {
 /* An agent+jwt signed with k: header {typ, alg EdDSA, kid}, claims iss,
  * sub, aud, iat, exp, jti, cnf.jwk (the key's public JWK). A new string
  * (free it), or NULL with err. */
-char *jwt_mint_agent(const struct key *k, const struct jwt_agent *a,
-                     char *err);
+char *jwt_mint_agent(const struct key *k, const struct jwt_agent *a, char *err);
 
 /* Check an EdDSA JWT's signature with pub (public half suffices). */
 int jwt_verify(const char *tok, const struct key *pub, char *err);

@@ -421,8 +421,7 @@ static int
 token_same_file(const struct token_entry *e, const struct stat *st)
 {
 	return e->cur != NULL && e->dev == st->st_dev && e->ino == st->st_ino &&
-	       e->size == st->st_size &&
-	       e->mtim.tv_sec == st->st_mtim.tv_sec &&
+	       e->size == st->st_size && e->mtim.tv_sec == st->st_mtim.tv_sec &&
 	       e->mtim.tv_nsec == st->st_mtim.tv_nsec;
 }
 
@@ -836,8 +835,8 @@ token_got(struct token_entry *e, struct aauth_result *res)
 	e->last_error[0] = e->logged_kind[0] = '\0';
 	log_info("resource %s: token (sha256 %s) from %s request, valid for "
 	         "%lld s, refresh in %lld s%s",
-	         e->name, v->hash, aauth_type_name(e->op_type),
-	         (long long)life, (long long)(life * 8 / 10),
+	         e->name, v->hash, aauth_type_name(e->op_type), (long long)life,
+	         (long long)(life * 8 / 10),
 	         e->refresh ? "" : " (no refresh token)");
 	token_state_save(e);
 }
@@ -972,22 +971,24 @@ token_fetched(void *arg, struct aauth_result *res)
 		f.status = 403;
 		f.code = "consent_required";
 		f.url = e->consent_url;
-		snprintf(f.detail, sizeof(f.detail),
-		         "a person must approve this agent's access to %s: "
-		         "open authorization_uri in a browser%s",
-		         e->name,
-		         e->res->aauth->redirect_uri
-		             ? "; requests resume by themselves once it is "
-		               "approved"
-		             : " (resources.NAME.aauth.redirect_uri is not "
-		               "set, so the proxy cannot receive the approval)");
+		snprintf(
+		    f.detail, sizeof(f.detail),
+		    "a person must approve this agent's access to %s: "
+		    "open authorization_uri in a browser%s",
+		    e->name,
+		    e->res->aauth->redirect_uri
+		        ? "; requests resume by themselves once it is "
+		          "approved"
+		        : " (resources.NAME.aauth.redirect_uri is not "
+		          "set, so the proxy cannot receive the approval)");
 	} else {
 		f.retry_after =
-		    e->retry_ms ? (unsigned)((e->retry_ms - token_now(e) + 999) /
-		                             1000)
-		                : 0;
+		    e->retry_ms
+		        ? (unsigned)((e->retry_ms - token_now(e) + 999) / 1000)
+		        : 0;
 		snprintf(f.detail, sizeof(f.detail),
-		         "no token for resource %s: %s", e->name, e->last_error);
+		         "no token for resource %s: %s", e->name,
+		         e->last_error);
 	}
 	token_wake(e, NULL, &f);
 }
@@ -1065,19 +1066,21 @@ token_refuse(struct token_entry *e, struct token_fail *fail)
 		fail->status = 403;
 		fail->code = "consent_required";
 		fail->url = e->consent_url;
-		snprintf(fail->detail, sizeof(fail->detail),
-		         "a person must approve this agent's access to %s: "
-		         "open authorization_uri in a browser%s",
-		         e->name,
-		         e->res->aauth->redirect_uri
-		             ? "; requests resume by themselves once it is "
-		               "approved"
-		             : " (resources.NAME.aauth.redirect_uri is not "
-		               "set, so the proxy cannot receive the approval)");
+		snprintf(
+		    fail->detail, sizeof(fail->detail),
+		    "a person must approve this agent's access to %s: "
+		    "open authorization_uri in a browser%s",
+		    e->name,
+		    e->res->aauth->redirect_uri
+		        ? "; requests resume by themselves once it is "
+		          "approved"
+		        : " (resources.NAME.aauth.redirect_uri is not "
+		          "set, so the proxy cannot receive the approval)");
 		return -1;
 	}
 	if (e->retry_ms > now)
-		fail->retry_after = (unsigned)((e->retry_ms - now + 999) / 1000);
+		fail->retry_after =
+		    (unsigned)((e->retry_ms - now + 999) / 1000);
 	snprintf(fail->detail, sizeof(fail->detail),
 	         "no token for resource %s%s%s", e->name,
 	         e->last_error[0] ? ": " : "", e->last_error);
@@ -1256,10 +1259,9 @@ token_status_get(struct token_store *ts, const char *name,
 	if (e->cur != NULL) {
 		st->has_token = 1;
 		memcpy(st->hash, e->cur->hash, sizeof(st->hash));
-		st->expires_in_s =
-		    e->fingerprint && e->expires_ms > now
-		        ? (int64_t)((e->expires_ms - now) / 1000)
-		        : -1;
+		st->expires_in_s = e->fingerprint && e->expires_ms > now
+		                       ? (int64_t)((e->expires_ms - now) / 1000)
+		                       : -1;
 	}
 	st->scope = e->scope;
 	st->consent_url = e->consent_url;

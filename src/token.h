@@ -59,10 +59,10 @@ void token_value_unref(struct token_value *v);
 
 /* Why there is no token for a request (valid during the call only). */
 struct token_fail {
-	int status;         /* 503 (unavailable) or 403 (consent) */
-	const char *code;   /* "token_unavailable" or "consent_required" */
-	const char *state;  /* token_state_name */
-	const char *url;    /* consent: the authorization URL, else NULL */
+	int status;             /* 503 (unavailable) or 403 (consent) */
+	const char *code;       /* "token_unavailable" or "consent_required" */
+	const char *state;      /* token_state_name */
+	const char *url;        /* consent: the authorization URL, else NULL */
 	const char *last_error; /* the last fetch's reason, or NULL */
 	unsigned retry_after;   /* seconds until the next attempt, or 0 */
 	char detail[512];       /* one sentence for the client */
@@ -77,8 +77,8 @@ typedef void (*token_ready_cb)(void *arg, struct token_value *v,
 /* What the machine needs from outside, for tests; token_store_new uses
  * the real clocks and aauth. */
 struct token_env {
-	uint64_t (*mono_ms)(void *arg); /* monotonic milliseconds */
-	int64_t (*unix_s)(void *arg);   /* wall clock, for JWT exp */
+	uint64_t (*mono_ms)(void *arg);            /* monotonic milliseconds */
+	int64_t (*unix_s)(void *arg);              /* wall clock, for JWT exp */
 	uint32_t (*random)(void *arg, uint32_t n); /* uniform in [0, n) */
 	struct aauth_op *(*fetch)(void *arg, const struct aauth_req *req,
 	                          aauth_cb cb, void *cbarg);
@@ -137,9 +137,9 @@ int token_fetch_now(struct token_store *ts, struct gen *g,
 struct token_status {
 	enum token_state state;
 	int has_token;
-	int64_t expires_in_s;   /* has_token */
-	char hash[13];          /* has_token */
-	const char *scope;      /* NULL: the issuer did not say */
+	int64_t expires_in_s;    /* has_token */
+	char hash[13];           /* has_token */
+	const char *scope;       /* NULL: the issuer did not say */
 	const char *consent_url; /* CONSENT */
 	const char *last_error;  /* NULL: none */
 	int has_refresh_token;

@@ -56,10 +56,10 @@ struct token_src_req {
 	struct gen *gen;
 	token_src_cb cb;
 	void *arg;
-	struct event *ev;    /* deliver, command deadline, reap polling */
-	char *value;         /* a result waiting to be delivered */
-	char err[ERR_MAX];   /* or why there is none */
-	char *cache_key;     /* a command whose output may be cached */
+	struct event *ev;  /* deliver, command deadline, reap polling */
+	char *value;       /* a result waiting to be delivered */
+	char err[ERR_MAX]; /* or why there is none */
+	char *cache_key;   /* a command whose output may be cached */
 	/* COMMAND */
 	pid_t pid;
 	int fd;
@@ -115,8 +115,8 @@ token_src_trimmed(const char *p, size_t n, const char *what, char *err)
 {
 	size_t a = 0;
 
-	while (a < n && (p[a] == ' ' || p[a] == '\t' || p[a] == '\r' ||
-	                 p[a] == '\n'))
+	while (a < n &&
+	       (p[a] == ' ' || p[a] == '\t' || p[a] == '\r' || p[a] == '\n'))
 		a++;
 	while (n > a && (p[n - 1] == ' ' || p[n - 1] == '\t' ||
 	                 p[n - 1] == '\r' || p[n - 1] == '\n'))
@@ -503,8 +503,8 @@ token_src_url_done(void *arg, const struct fetch_result *res)
 			        q->url_text);
 		json_decref(o);
 	} else {
-		q->value = token_src_trimmed(res->body, res->body_len, what,
-		                             q->err);
+		q->value =
+		    token_src_trimmed(res->body, res->body_len, what, q->err);
 	}
 	token_src_deliver(q);
 }
@@ -546,8 +546,8 @@ token_src_url_start(struct token_src_req *q, const struct config_resource *r,
 	fs.port = u->port;
 	fs.max_body = TOKEN_SRC_MAX_BYTES;
 	fs.timeout_ms = fetch_timeout_ms(q->gen);
-	q->fetch = fetch_start(q->s->base, q->s->up, &fs, token_src_url_done,
-	                       q, q->err);
+	q->fetch = fetch_start(q->s->base, q->s->up, &fs, token_src_url_done, q,
+	                       q->err);
 	return q->fetch != NULL ? 0 : -1;
 }
 
@@ -675,8 +675,8 @@ token_src_state_load(const char *path, const char *issuer,
 	}
 	why[0] = '\0';
 	out->token = token_src_json_secret(o, "token", why, &bad);
-	out->refresh_token = token_src_json_secret(o, "refresh_token", why,
-	                                           &bad);
+	out->refresh_token =
+	    token_src_json_secret(o, "refresh_token", why, &bad);
 	if (bad) {
 		err_set(err, "%s: %s", path, why);
 		token_saved_clear(out);
@@ -711,11 +711,10 @@ token_src_state_save(const char *path, const char *issuer,
 	ssize_t n;
 	int fd, rc = -1;
 
-	o = json_pack("{s:s,s:s?,s:s?,s:s?,s:I,s:I}", "issuer", issuer,
-	              "token", in->token, "refresh_token", in->refresh_token,
-	              "scope", in->scope, "received_at",
-	              (json_int_t)in->received_at, "expires_at",
-	              (json_int_t)in->expires_at);
+	o = json_pack("{s:s,s:s?,s:s?,s:s?,s:I,s:I}", "issuer", issuer, "token",
+	              in->token, "refresh_token", in->refresh_token, "scope",
+	              in->scope, "received_at", (json_int_t)in->received_at,
+	              "expires_at", (json_int_t)in->expires_at);
 	text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(o);
 	if (text == NULL) {
@@ -726,8 +725,8 @@ token_src_state_save(const char *path, const char *issuer,
 	buf_init(&tmp);
 	buf_appendf(&tmp, "%s.tmp", path);
 	/* 0600 from the first byte: it holds a refresh token. */
-	fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	          0600);
+	fd = open(tmp.data,
+	          O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd == -1) {
 		err_set(err, "%s: %s", tmp.data, strerror(errno));
 		goto out;

@@ -223,3 +223,42 @@ def test_access_token_and_jwt_exp_are_understood(proxy_factory, issuer, aresourc
     out = traffic(p, aresource.url("/j"), seconds=5, threads=2)
     assert all(st == 200 for _, st, _ in out), [o for o in out if o[1] != 200][:3]
     assert "refresh" in [r.type for r in issuer.token_requests()]
+
+
+def test_clients_gone_while_waiting(proxy_factory, issuer, aresource, tmp_path):
+    """Clients that hang up while their request waits for the first token
+    leave nothing behind (the sanitizer build checks the memory)."""
+    import socket
+    issuer.set_mode("slow", delay=1.0)
+    p = proxy_factory(aauth_cfg(issuer, aresource, tmp_path))
+    socks = []
+    for i in range(20):
+        s = socket.create_connection(p.addr)
+        s.sendall(f"GET {aresource.url(f'/gone{i}')} HTTP/1.1\r\n"
+                  f"Host: 127.0.0.1:{aresource.port}\r\n\r\n".encode())
+        socks.append(s)
+    time.sleep(0.2)
+    for s in socks:
+        s.close()
+    issuer.wait_token_requests(1, timeout=10)
+    issuer.set_mode("ok")
+    assert wait_status(p, aresource.url("/after"))[0] == 200
+    assert p.alive()
+    assert not [r for r in aresource.records() if r["path"].startswith("/gone")]
+
+
+def test_sigterm_while_requests_wait(proxy_factory, issuer, aresource, tmp_path):
+    import signal
+    issuer.set_mode("timeout")
+    p = proxy_factory(aauth_cfg(issuer, aresource, tmp_path))
+    got = []
+    t = threading.Thread(target=lambda: got.append(get(p, aresource.url("/w"), timeout=20)))
+    t.start()
+    time.sleep(0.5)
+    p.signal(signal.SIGTERM)
+    t.join(20)
+    assert got and got[0][0] == 503, got  # answered, then the drain ends
+    p.proc.wait(15)
+    p.expect_exit = True
+    assert p.proc.returncode == 0
+    issuer.set_mode("ok")

@@ -152,8 +152,7 @@ gen_of(const char *aauth_json)
 	struct gen *g = xcalloc(1, sizeof(*g));
 
 	buf_init(&b);
-	buf_appendf(&b,
-	            "{" KEY ", \"resources\": {\"docs\": {\"aauth\": %s}}}",
+	buf_appendf(&b, "{" KEY ", \"resources\": {\"docs\": {\"aauth\": %s}}}",
 	            aauth_json);
 	g->cfg = config_parse(b.data, "t.json", err);
 	if (g->cfg == NULL) {
@@ -166,15 +165,14 @@ gen_of(const char *aauth_json)
 }
 
 #define AAUTH_FILE                                                             \
-	"{\"issuer\": \"https://issuer.test/o/api\", \"agent_token\": "       \
+	"{\"issuer\": \"https://issuer.test/o/api\", \"agent_token\": "        \
 	"{\"mint\": {\"iss\": \"https://agent.test\"}}, \"resource_token\": "  \
 	"{\"file\": \"/rt\"}, \"redirect_uri\": "                              \
 	"\"http://127.0.0.1:8787/.aauth/callback\"}"
 
 static int
 acquire(struct token_store *ts, struct gen *g, struct waited *w,
-        struct token_value **v, struct token_fail *f,
-        struct token_waiter **tw)
+        struct token_value **v, struct token_fail *f, struct token_waiter **tw)
 {
 	return token_acquire(ts, g, &g->cfg->resources[0], v, f, waited_cb, w,
 	                     tw);
@@ -452,9 +450,9 @@ static void
 test_challenge_resource_and_reload(void)
 {
 	struct token_store *ts = store();
-	struct gen *g = gen_of(
-	    "{\"issuer\": \"https://issuer.test\", \"agent_token\": "
-	    "{\"file\": \"/a\"}, \"resource_token\": \"challenge\"}");
+	struct gen *g =
+	    gen_of("{\"issuer\": \"https://issuer.test\", \"agent_token\": "
+	           "{\"file\": \"/a\"}, \"resource_token\": \"challenge\"}");
 	struct gen *g2 = gen_of(AAUTH_FILE);
 	const struct config_resource *r = &g->cfg->resources[0];
 	struct token_value *v;
@@ -494,7 +492,8 @@ test_challenge_resource_and_reload(void)
 	gen_unref(g2);
 }
 
-/* --- the pure pieces ----------------------------------------------------------
+/* --- the pure pieces
+ * ----------------------------------------------------------
  */
 
 static void
