@@ -86,13 +86,14 @@ struct conn_exchange {
 	uint64_t upstream_ms;
 	const char *error; /* static: why the exchange failed, for the log */
 	char token_hash[13];
+	uint64_t body_charged; /* bytes counted in proxy.body_bytes */
+	unsigned retry_after;  /* seconds, sent with a proxy-made 503 */
+
 	struct token_value *tok;     /* the token the request carries */
 	struct token_waiter *waiter; /* CONN_TOKEN */
 	int retries;                 /* 401 retries done: at most one */
 	int retry_pending;           /* a 401 was withheld: send again */
 	int callback;                /* the consent callback, answered here */
-	uint64_t body_charged;       /* bytes counted in proxy.body_bytes */
-	unsigned retry_after;        /* seconds, sent with a proxy-made 503 */
 };
 
 struct conn {
