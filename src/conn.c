@@ -23,6 +23,7 @@
 
 #include "aauth.h"
 #include "accesslog.h"
+#include "consent.h"
 #include "fetch.h"
 #include "gen.h"
 #include "http1.h"
@@ -91,6 +92,7 @@ struct conn_exchange {
 
 	struct token_value *tok;     /* the token the request carries */
 	struct token_waiter *waiter; /* CONN_TOKEN */
+	int have_token;              /* tok is the one to send (may be NULL) */
 	int retries;                 /* 401 retries done: at most one */
 	int retry_pending;           /* a 401 was withheld: send again */
 	int callback;                /* the consent callback, answered here */
@@ -117,6 +119,7 @@ static void conn_advance(struct conn *c);
 static void conn_event_eof(struct conn *c);
 static void conn_write_done(struct conn *c);
 static void conn_token(struct conn *c);
+static void conn_forward(struct conn *c);
 
 /* The configuration for what is not part of one exchange (idle time
  * between requests, input bounds): the current generation's. */
@@ -479,6 +482,7 @@ conn_up_done(void *arg, const struct upstream_result *r)
 		ex->retries++;
 		token_value_unref(ex->tok);
 		ex->tok = NULL;
+		ex->have_token = 0;
 		ex->token_hash[0] = '\0';
 		conn_token(c);
 		conn_advance(c);
@@ -545,15 +549,25 @@ conn_finalise(struct conn *c)
 	return 0;
 }
 
-/* Finalise and send to the upstream. */
+/* The whole request is here: finalise, sign, send. A signed request
+ * gets its token first (conn_token), which may mean waiting for it. */
 static void
-conn_send(struct conn *c)
+conn_forward(struct conn *c)
 {
 	struct conn_exchange *ex = c->ex;
 	struct http_request *r = &ex->req;
 	struct upstream_spec s;
 	char err[ERR_MAX], name[300];
 
+	conn_timer(c, 0);
+	if (ex->has_body && r->body == NULL) {
+		r->body_len = ex->body.len;
+		r->body = (unsigned char *)buf_steal(&ex->body);
+	}
+	if (ex->action == ROUTE_SIGN && !ex->have_token) {
+		conn_token(c);
+		return;
+	}
 	if (conn_finalise(c) == -1)
 		return;
 	if (ex->action == ROUTE_PASS)
@@ -610,52 +624,29 @@ conn_token_refused(struct conn *c, const struct token_fail *f)
 
 /* A page for the person's browser (the consent callback). */
 static void
-conn_respond_page(struct conn *c, int status, const char *text)
+conn_page(struct conn *c, const struct consent_page *page)
 {
 	struct conn_exchange *ex = c->ex;
-	struct evbuffer *out = conn_out(c);
-	size_t n = strlen(text);
 	int close = !ex->keep_alive || c->ctx->draining;
 
-	evbuffer_add_printf(out,
-	                    "HTTP/1.1 %d %s\r\n"
-	                    "Content-Type: text/plain; charset=utf-8\r\n"
-	                    "Content-Length: %zu\r\n"
-	                    "Cache-Control: no-store\r\n%s\r\n",
-	                    status, http1_status_reason(status), n,
-	                    close ? "Connection: close\r\n" : "");
-	if (!ex->is_head)
-		evbuffer_add(out, text, n);
-	ex->status = status;
-	ex->bytes_out = ex->is_head ? 0 : n;
+	consent_write(page, ex->is_head, close, conn_out(c));
+	ex->status = page->status;
+	ex->bytes_out = ex->is_head ? 0 : strlen(page->text);
 	conn_kick(c);
 	conn_end_exchange(c, close);
 }
 
+/* Send with v (a reference we now own; NULL: without a token). */
 static void
-conn_callback_done(struct conn *c, struct token_value *v,
-                   const struct token_fail *f)
+conn_token_use(struct conn *c, struct token_value *v)
 {
 	struct conn_exchange *ex = c->ex;
-	struct buf b;
 
-	buf_init(&b);
-	if (v != NULL || f == NULL) {
-		buf_appendf(&b,
-		            "aauth-proxy: access to %s is approved. You can "
-		            "close this page.\n",
-		            ex->res->name);
-		token_value_unref(v);
-		conn_respond_page(c, 200, b.data);
-	} else {
-		ex->error = f->code;
-		buf_appendf(&b,
-		            "aauth-proxy: the approval for %s could not be "
-		            "completed: %s\n",
-		            ex->res->name, f->detail);
-		conn_respond_page(c, f->status == 403 ? 403 : 502, b.data);
-	}
-	buf_free(&b);
+	ex->tok = v;
+	ex->have_token = 1;
+	if (v != NULL)
+		memcpy(ex->token_hash, v->hash, sizeof(ex->token_hash));
+	conn_forward(c);
 }
 
 static void
@@ -663,19 +654,17 @@ conn_token_ready(void *arg, struct token_value *v, const struct token_fail *f)
 {
 	struct conn *c = arg;
 	struct conn_exchange *ex = c->ex;
+	struct consent_page page;
 
 	ex->waiter = NULL;
 	conn_timer(c, 0);
-	if (ex->callback)
-		conn_callback_done(c, v, f);
-	else if (f != NULL)
+	if (ex->callback) {
+		consent_end(ex->res, v, f, &page);
+		conn_page(c, &page);
+	} else if (f != NULL)
 		conn_token_refused(c, f);
-	else {
-		ex->tok = v;
-		if (v != NULL)
-			memcpy(ex->token_hash, v->hash, sizeof(ex->token_hash));
-		conn_send(c);
-	}
+	else
+		conn_token_use(c, v);
 	conn_advance(c);
 }
 
@@ -700,29 +689,7 @@ conn_token(struct conn *c)
 		conn_token_refused(c, &f);
 		return;
 	}
-	ex->tok = v;
-	if (v != NULL)
-		memcpy(ex->token_hash, v->hash, sizeof(ex->token_hash));
-	conn_send(c);
-}
-
-/* The whole request is here: the token (for a signing rule), then send. */
-static void
-conn_forward(struct conn *c)
-{
-	struct conn_exchange *ex = c->ex;
-	struct http_request *r = &ex->req;
-
-	conn_timer(c, 0);
-	if (ex->has_body) {
-		r->body_len = ex->body.len;
-		r->body = (unsigned char *)buf_steal(&ex->body);
-	}
-	if (ex->action == ROUTE_SIGN) {
-		conn_token(c);
-		return;
-	}
-	conn_send(c);
+	conn_token_use(c, v);
 }
 
 /* The person's browser is back from the issuer with a code: exchange it,
@@ -731,35 +698,16 @@ static void
 conn_callback(struct conn *c)
 {
 	struct conn_exchange *ex = c->ex;
-	char *code = NULL, *error = NULL, err[ERR_MAX];
-	struct buf b;
+	struct consent_page page;
 
 	ex->callback = 1;
-	buf_init(&b);
-	if (ingress_callback_query(ex->req.query, &code, &error) == -1) {
-		conn_respond_page(c, 400,
-		                  "aauth-proxy: this consent callback is "
-		                  "malformed (code or error given twice, or a "
-		                  "bad percent-escape).\n");
-	} else if (code == NULL) {
-		buf_appendf(&b,
-		            "aauth-proxy: the approval for %s was not given "
-		            "(%.100s). Requests to it keep getting 403 until "
-		            "it is.\n",
-		            ex->res->name, error ? error : "no code");
-		conn_respond_page(c, 400, b.data);
-	} else if (token_consent_code(c->ctx->tokens, ex->gen, ex->res, code,
-	                              conn_token_ready, c, &ex->waiter,
-	                              err) == -1) {
-		buf_appendf(&b, "aauth-proxy: %s.\n", err);
-		conn_respond_page(c, 409, b.data);
-	} else {
-		c->state = CONN_TOKEN;
-		conn_timer(c, fetch_timeout_ms(ex->gen) + 1000);
+	if (consent_begin(c->ctx->tokens, ex->gen, ex->res, ex->req.query,
+	                  conn_token_ready, c, &ex->waiter, &page) == 0) {
+		conn_page(c, &page);
+		return;
 	}
-	token_src_wipe(code);
-	free(error);
-	buf_free(&b);
+	c->state = CONN_TOKEN;
+	conn_timer(c, fetch_timeout_ms(ex->gen) + 1000);
 }
 
 /* Count n more request-body bytes against limits.max_buffered_bytes, the
@@ -1086,32 +1034,18 @@ static void
 conn_token_timeout(struct conn *c)
 {
 	struct conn_exchange *ex = c->ex;
-	struct token_status st;
+	struct consent_page page;
 	struct token_fail f;
 
 	token_cancel(ex->waiter);
 	ex->waiter = NULL;
 	if (ex->callback) {
-		conn_respond_page(
-		    c, 504,
-		    "aauth-proxy: the issuer has not answered the "
-		    "code exchange yet; reload this page in a "
-		    "moment.\n");
+		consent_timeout(&page);
+		conn_page(c, &page);
 		return;
 	}
-	token_status_get(c->ctx->tokens, ex->res->name, &st);
-	memset(&f, 0, sizeof(f));
-	f.status = 503;
-	f.code = "token_unavailable";
-	f.state = token_state_name(st.state);
-	f.last_error = st.last_error;
-	f.retry_after = 1;
-	snprintf(f.detail, sizeof(f.detail),
-	         "no token for resource %s within upstream.connect_timeout_ms "
-	         "(%u ms): %s",
-	         ex->res->name, ex->gen->cfg->upstream_connect_timeout_ms,
-	         st.last_error ? st.last_error
-	                       : "the issuer has not answered yet");
+	token_fail_timeout(c->ctx->tokens, ex->res,
+	                   ex->gen->cfg->upstream_connect_timeout_ms, &f);
 	conn_token_refused(c, &f);
 }
 

@@ -45,10 +45,6 @@ struct ingress_listener {
 	int unix_sock;
 };
 
-/* The consent callback's query: code and error, percent-decoded (new
- * strings, or NULL when absent). -1 when the query is malformed. */
-int ingress_callback_query(const char *query, char **code, char **error);
-
 /* Classify r and rewrite it for forwarding. Never fails: a request that
  * cannot be carried comes back as INGRESS_REFUSE. */
 void ingress_classify(const struct config *cfg,

@@ -1144,6 +1144,26 @@ token_acquire(struct token_store *ts, struct gen *g,
 }
 
 void
+token_fail_timeout(struct token_store *ts, const struct config_resource *r,
+                   unsigned ms, struct token_fail *f)
+{
+	struct token_entry *e = token_find(ts, r->name);
+
+	memset(f, 0, sizeof(*f));
+	f->status = 503;
+	f->code = "token_unavailable";
+	f->state = token_state_name(e ? e->state : TOKEN_EMPTY);
+	f->last_error = e && e->last_error[0] ? e->last_error : NULL;
+	f->retry_after = 1;
+	snprintf(f->detail, sizeof(f->detail),
+	         "no token for resource %s within upstream.connect_timeout_ms "
+	         "(%u ms): %s",
+	         r->name, ms,
+	         f->last_error ? f->last_error
+	                       : "the issuer has not answered yet");
+}
+
+void
 token_invalidate(struct token_store *ts, struct gen *g,
                  const struct config_resource *r,
                  const struct token_value *used, const char *challenge)

@@ -110,6 +110,9 @@ int token_acquire(struct token_store *ts, struct gen *g,
                   struct token_fail *fail, token_ready_cb cb, void *arg,
                   struct token_waiter **w);
 void token_cancel(struct token_waiter *w);
+/* Why a request that waited ms for r's token gets none (503). */
+void token_fail_timeout(struct token_store *ts, const struct config_resource *r,
+                        unsigned ms, struct token_fail *f);
 
 /* The resource answered 401 to a request that carried used (NULL: none).
  * challenge: the resource token of its AAuth-Requirement, or NULL. Used

@@ -15,7 +15,7 @@
 #include "check.h"
 #include "config.h"
 #include "gen.h"
-#include "ingress.h"
+#include "consent.h"
 #include "token.h"
 #include "util.h"
 
@@ -578,21 +578,21 @@ test_challenge_and_callback_query(void)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK(aauth_challenge_parse(bad[i], strlen(bad[i])) == NULL);
 
-	CHECK(ingress_callback_query("code=a%2Fb+c&state=1", &code, &error) ==
+	CHECK(consent_query("code=a%2Fb+c&state=1", &code, &error) ==
 	      0);
 	CHECK_STREQ(code, "a/b c");
 	CHECK(error == NULL);
 	free(code);
-	CHECK(ingress_callback_query("error=access_denied", &code, &error) ==
+	CHECK(consent_query("error=access_denied", &code, &error) ==
 	      0);
 	CHECK(code == NULL);
 	CHECK_STREQ(error, "access_denied");
 	free(error);
-	CHECK(ingress_callback_query("code=a&code=b", &code, &error) == -1);
-	CHECK(ingress_callback_query("code=%4", &code, &error) == -1);
-	CHECK(ingress_callback_query("code=%00x", &code, &error) == -1);
-	CHECK(ingress_callback_query("", &code, &error) == 0 && code == NULL);
-	CHECK(ingress_callback_query(NULL, &code, &error) == 0);
+	CHECK(consent_query("code=a&code=b", &code, &error) == -1);
+	CHECK(consent_query("code=%4", &code, &error) == -1);
+	CHECK(consent_query("code=%00x", &code, &error) == -1);
+	CHECK(consent_query("", &code, &error) == 0 && code == NULL);
+	CHECK(consent_query(NULL, &code, &error) == 0);
 }
 
 int
