@@ -34,6 +34,9 @@
  * exp): assume a short one; a 401 forces a refresh anyway. */
 #define TOKEN_LIFETIME_DEFAULT_S 300
 #define TOKEN_CONSENT_DEFAULT_S  600
+/* Longer lifetimes are taken as this (an issuer's 2^62 must not wrap the
+ * millisecond arithmetic). */
+#define TOKEN_LIFETIME_MAX_S (366 * 86400)
 /* A challenge's resource token counts as fresh this long (they live
  * about 300 s). */
 #define TOKEN_CHALLENGE_FRESH_MS 240000
@@ -728,18 +731,20 @@ token_state_restore(struct token_entry *e)
 		sv.scope = NULL;
 	}
 	left = sv.expires_at - unow;
+	if (left > TOKEN_LIFETIME_MAX_S)
+		left = TOKEN_LIFETIME_MAX_S;
 	if (sv.token != NULL && left > 1 &&
 	    (e->cur = token_value_new(sv.token, err)) != NULL) {
 		life = sv.expires_at - sv.received_at;
-		if (sv.received_at <= 0 || life < left)
+		if (sv.received_at <= 0 || life < left || life > 2 * left + 60)
 			life = left;
 		e->received_unix = sv.received_at;
 		e->expires_unix = sv.expires_at;
 		e->expires_ms = now + (uint64_t)left * 1000;
 		/* The refresh stays at 80% of the whole lifetime. */
-		e->refresh_ms = e->expires_ms - (uint64_t)life * 1000 / 5;
-		if (e->refresh_ms < now)
-			e->refresh_ms = now;
+		e->refresh_ms = left * 1000 > life * 200
+		                    ? now + (uint64_t)(left * 1000 - life * 200)
+		                    : now;
 		e->had_token = 1;
 		log_info("resource %s: token (sha256 %s) from %s, valid for "
 		         "%lld s",
@@ -799,6 +804,8 @@ token_got(struct token_entry *e, struct aauth_result *res)
 	life = res->expires_in;
 	if (life <= 0 && jwt_exp(res->token, &exp) == 0 && exp > unow)
 		life = exp - unow;
+	if (life > TOKEN_LIFETIME_MAX_S)
+		life = TOKEN_LIFETIME_MAX_S;
 	if (life <= 0) {
 		life = TOKEN_LIFETIME_DEFAULT_S;
 		log_warn("resource %s: the issuer gave no lifetime (no "
@@ -869,7 +876,9 @@ token_failed(struct token_entry *e, struct aauth_result *res)
 			         e->name, e->last_error,
 			         permanent ? " (permanent)" : "",
 			         (double)d / 1000,
-			         (double)(e->expires_ms - now) / 1000);
+			         e->expires_ms > now
+			             ? (double)(e->expires_ms - now) / 1000
+			             : 0.0);
 		else
 			log_warn("resource %s: %s%s; no token, retrying in "
 			         "%.1f s",
@@ -983,7 +992,7 @@ token_fetched(void *arg, struct aauth_result *res)
 		          "set, so the proxy cannot receive the approval)");
 	} else {
 		f.retry_after =
-		    e->retry_ms
+		    e->retry_ms > token_now(e)
 		        ? (unsigned)((e->retry_ms - token_now(e) + 999) / 1000)
 		        : 0;
 		snprintf(f.detail, sizeof(f.detail),
@@ -1103,8 +1112,11 @@ token_acquire(struct token_store *ts, struct gen *g,
 			token_adopt(e, g, r);
 		return token_file(e, r, out, fail);
 	}
-	if (e->fingerprint == NULL ||
-	    strcmp(e->fingerprint, r->aauth->fingerprint) != 0) {
+	/* The same resource of the same generation: no string compare on
+	 * the data path. */
+	if (e->res != r &&
+	    (e->fingerprint == NULL ||
+	     strcmp(e->fingerprint, r->aauth->fingerprint) != 0)) {
 		if (e->gen != g && e->fingerprint != NULL) {
 			/* An exchange of an older generation, after a reload
 			 * changed this resource: its settings are gone. */
