@@ -30,8 +30,10 @@ def test_consent_403_then_callback_then_traffic(proxy_factory, issuer, aresource
     issuer.redirect_uri = redirect
     issuer.scope = "documents:read"
     issuer.set_mode(mode)
-    p = proxy_factory(aauth_cfg(issuer, aresource, tmp_path, listen_port=port,
-                                scope="documents:read", redirect_uri=redirect))
+    cfg = aauth_cfg(issuer, aresource, tmp_path, listen_port=port,
+                    scope="documents:read", redirect_uri=redirect)
+    cfg["log"] = {"level": "debug"}  # no secret at any level
+    p = proxy_factory(cfg)
     st, hd, body = get_json(p, aresource.url("/doc"))
     assert st == 403, body
     assert body["error"] == "consent_required" and body["resource"] == "docs", body

@@ -165,3 +165,40 @@ def test_memory_flat_under_failing_fetches(proxy_factory, issuer, aresource, pla
         assert st == 503
     after = rss()
     assert after - before < 4096, (before, after)
+
+
+
+def test_hostile_values_in_a_token_answer(proxy_factory, issuer, aresource, plain, tmp_path):
+    """An absurd expires_in, a scope with control bytes, an enormous
+    error_description quoting the refresh token we sent: the token works,
+    nothing wraps, nothing of it leaks into a log line or a header."""
+    from fakes.issuer import _send
+    orig = issuer._issue
+
+    def hostile(rec, kind):
+        out = orig(rec, kind)
+        out["expires_in"] = 2 ** 62
+        out["scope"] = "a\u0001b\r\nX-Evil: 1"
+        return out
+
+    issuer._issue = hostile
+    p = proxy_factory(config(issuer, aresource, plain, tmp_path))
+    assert wait_status(p, aresource.url("/h"))[0] == 200
+    rt = next(iter(issuer.refresh_tokens))
+
+    def quoting(sock, req, rec):
+        rec.answer = (400, "quote")
+        _send(sock, 400, {"error": "invalid_request",
+                          "error_description": f"bad refresh_token {rt} " + "x" * 5000})
+        return True
+
+    issuer._answer = quoting
+    time.sleep(1.1)
+    aresource.refuse.add(issuer.current_tokens()[0])
+    st, _, _ = get(p, aresource.url("/h2"))
+    assert st == 401  # the forced refresh failed: the second 401 is relayed
+    warns = p.wait_for(lambda _: lines_with(p, "invalid_request", "warn"), timeout=5)
+    assert warns and "[redacted]" in warns[0], warns
+    text = p.stderr_text()
+    assert "X-Evil" not in text
+    assert_no_secrets(text, issuer)
