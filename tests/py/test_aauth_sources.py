@@ -117,3 +117,37 @@ def test_resource_token_from_a_signed_url(proxy_factory, issuer, aresource, tmp_
     auth = issuer.token_requests(["auth"])[0]
     assert auth.json["resource_token"].startswith("rt-url-")
     assert_no_secrets(p.stderr_text(), issuer)
+
+
+def test_agent_token_file_is_reread_when_it_changes(proxy_factory, issuer, aresource,
+                                                    tmp_path):
+    issuer.lifetime = 2
+    issuer.agent_token = "agt-one-" + "1" * 20
+    agent = write_secret(tmp_path / "agent.jwt", issuer.agent_token)
+    p = proxy_factory(aauth_cfg(issuer, aresource, tmp_path, agent_token={"file": agent}))
+    assert wait_status(p, aresource.url("/1"))[0] == 200
+    issuer.agent_token = "agt-two-" + "2" * 20  # the old one is refused now
+    write_secret(tmp_path / "agent.jwt.new", issuer.agent_token)
+    os.replace(tmp_path / "agent.jwt.new", agent)
+    n = len(issuer.token_requests())
+    reqs = issuer.wait_token_requests(n + 1, timeout=10)
+    assert reqs[n].verdict == "valid" and reqs[n].get("agent-auth").endswith("2" * 20)
+    assert wait_status(p, aresource.url("/2"))[0] == 200
+
+
+def test_agent_token_command_runs_again_only_before_exp(proxy_factory, issuer, aresource,
+                                                        tmp_path):
+    """A command's agent token (a JWT) is reused until shortly before its
+    exp; an opaque one is fetched for every token request."""
+    import base64
+    issuer.lifetime = 1  # a refresh every 0.8 s
+    exp = int(time.time()) + 3600
+    claims = base64.urlsafe_b64encode(json.dumps({"exp": exp}).encode()).rstrip(b"=").decode()
+    jwt = f"eyJhbGciOiJFZERTQSJ9.{claims}.c2ln"
+    issuer.agent_token = jwt
+    runs = tmp_path / "runs"
+    cmd = script(tmp_path, "agent.sh", f"echo run >> {runs}; echo {jwt}")
+    p = proxy_factory(aauth_cfg(issuer, aresource, tmp_path, agent_token={"command": [cmd]}))
+    assert len(issuer.wait_token_requests(4, timeout=10)) >= 4
+    assert runs.read_text().count("run") == 1
+    assert wait_status(p, aresource.url("/c"))[0] == 200

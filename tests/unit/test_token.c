@@ -48,10 +48,13 @@ fake_unix(void *arg)
 	return 1800000000 + (int64_t)(fake_now / 1000);
 }
 
+static int fake_rand = -1; /* -1: the middle of the range */
+
 static uint32_t
 fake_random(void *arg, uint32_t n)
 {
-	return n / 2; /* jitter factor exactly 1.0 */
+	/* The middle gives a jitter factor of exactly 1.0. */
+	return fake_rand < 0 ? n / 2 : (uint32_t)fake_rand % n;
 }
 
 static struct aauth_op *
@@ -343,6 +346,39 @@ test_backoff_expiry_and_recovery(void)
 	gen_unref(g);
 }
 
+/* The backoff is jittered by ±20%: the same failure, three draws. */
+static void
+test_jitter(void)
+{
+	static const struct {
+		int draw;
+		uint64_t ms;
+	} want[] = {{0, 800}, {40, 1200}, {20, 1000}};
+	struct token_store *ts;
+	struct gen *g;
+	size_t i;
+	int n;
+
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		ts = store();
+		g = gen_of(AAUTH_FILE);
+		nfetches = 0;
+		fake_rand = want[i].draw;
+		token_store_sync(ts, g);
+		finish(AAUTH_TRANSIENT, NULL, NULL, -1, 0);
+		n = nfetches;
+		fake_now += want[i].ms - 1;
+		token_store_tick(ts);
+		CHECK(nfetches == n);
+		fake_now += 1;
+		token_store_tick(ts);
+		CHECK(nfetches == n + 1);
+		token_store_free(ts);
+		gen_unref(g);
+	}
+	fake_rand = -1;
+}
+
 static void
 test_invalid_grant_and_consent(void)
 {
@@ -603,6 +639,7 @@ main(void)
 	log_init(LOG_ERROR, stderr);
 	test_first_fetch_refresh_and_single_flight();
 	test_backoff_expiry_and_recovery();
+	test_jitter();
 	test_invalid_grant_and_consent();
 	test_invalidate_after_401();
 	test_challenge_resource_and_reload();
