@@ -1193,7 +1193,7 @@ token_invalidate(struct token_store *ts, struct gen *g,
 		e->challenge = xstrdup(challenge);
 		e->challenge_ms = token_now(e);
 	}
-	if (used != NULL && used != e->cur)
+	if (used != e->cur && (used != NULL || !e->forced))
 		return; /* a newer token is already there */
 	if (used != NULL && challenge == NULL && e->op == NULL &&
 	    token_now(e) < e->received_ms + TOKEN_FORCE_MIN_AGE_MS) {
