@@ -44,7 +44,9 @@ def test_consent_403_then_callback_then_traffic(proxy_factory, issuer, aresource
     # More requests: the same answer, the URL logged once at warn.
     for _ in range(3):
         assert get(p, aresource.url("/doc"))[0] == 403
-    assert len([m for m in lines_with(p, url, "warn")]) == 1, lines_with(p, url)
+    p.wait_for(lambda _: lines_with(p, url, "warn"), timeout=5)
+    p.wait_access(4, timeout=5)  # the log has caught up with the requests
+    assert len(lines_with(p, url, "warn")) == 1, lines_with(p, url)
     auth = issuer.token_requests(["auth"])[0]
     assert auth.json["redirect_uri"] == redirect and auth.json["scope"] == "documents:read"
 

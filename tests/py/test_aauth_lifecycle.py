@@ -139,7 +139,8 @@ def test_outage_longer_than_lifetime_503_then_recovers(proxy_factory, issuer, ar
     assert "connection_refused" in body.get("last_error", ""), body
     assert "aauth-proxy" in hd.get("proxy-status", ""), hd
     assert time.monotonic() - down_at < 4.5  # by its expiry, not later
-    assert any("expired" in m for m in lines_with(p, "resource docs", "warn"))
+    assert p.wait_for(lambda _: any("expired" in m
+                                    for m in lines_with(p, "resource docs", "warn")), 5)
     # Several seconds of outage, then the issuer returns.
     time.sleep(max(0, down_at + 6 - time.monotonic()))
     issuer.come_up()
