@@ -439,18 +439,18 @@ aauth_post(struct aauth_op *op)
 	op->step = AAUTH_STEP_POST;
 	switch (op->type) {
 	case AAUTH_AUTH:
-		o = json_pack("{s:s,s:s,s:s?,s:s?}", "request_type", "auth",
+		o = json_pack("{s:s,s:s,s:s*,s:s*}", "request_type", "auth",
 		              "resource_token", op->resource_token, "scope",
 		              ca->scope, "redirect_uri", ca->redirect_uri);
 		break;
 	case AAUTH_REFRESH:
-		o = json_pack("{s:s,s:s,s:s,s:s?}", "request_type", "refresh",
+		o = json_pack("{s:s,s:s,s:s,s:s*}", "request_type", "refresh",
 		              "refresh_token", op->refresh_token,
 		              "resource_token", op->resource_token, "scope",
 		              ca->scope);
 		break;
 	default:
-		o = json_pack("{s:s,s:s,s:s?}", "request_type", "code", "code",
+		o = json_pack("{s:s,s:s,s:s*}", "request_type", "code", "code",
 		              op->code, "redirect_uri", ca->redirect_uri);
 		break;
 	}

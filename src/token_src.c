@@ -416,8 +416,16 @@ token_src_cmd_start(struct token_src_req *q, char *const argv[])
 	sigset_t none, all;
 	int p[2], rc;
 
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1) {
+	/* Only our end is non-blocking: a helper that writes faster than
+	 * we read must block, not fail with EAGAIN. */
+	if (pipe2(p, O_CLOEXEC) == -1) {
 		err_set(q->err, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	if (fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK) == -1) {
+		err_set(q->err, "pipe: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
 		return -1;
 	}
 	posix_spawn_file_actions_init(&fa);

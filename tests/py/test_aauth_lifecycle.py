@@ -39,6 +39,9 @@ def test_continuous_traffic_across_lifetimes(proxy_factory, issuer, aresource, t
     types = [r.type for r in reqs]
     assert types[0] == "auth" and set(types[1:]) == {"refresh"}, types
     assert all(r.verdict == "valid" and r.answer[0] == 200 for r in reqs), reqs
+    # Optional members that are not configured are left out, not null.
+    assert set(reqs[0].json) == {"request_type", "resource_token"}, reqs[0].json
+    assert set(reqs[1].json) == {"request_type", "refresh_token", "resource_token"}
     # One fetch per refresh however many clients: fetches are about 80%
     # of a lifetime apart, never two at once.
     refreshes = types.count("refresh")
