@@ -1066,6 +1066,8 @@ cli_check_config(int argc, char **argv)
 			    "exists)\n",
 			    c->resources[i].name, c->resources[i].token_file,
 			    strerror(errno));
+	for (i = 0; i < (int)c->nresources; i++)
+		config_aauth_warn(&c->resources[i]);
 	printf("%s: ok: %zu listener(s), %zu resource(s), %zu rule(s), "
 	       "unmatched hosts: %s\n",
 	       path, c->nlisten, c->nresources, c->nrules,

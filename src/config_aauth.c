@@ -5,9 +5,12 @@
  * machinery never meets a value it has to question.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config_int.h"
 #include "netaddr.h"
@@ -458,4 +461,42 @@ config_aauth_free(struct config_aauth *a)
 	free(a->state_file);
 	free(a->fingerprint);
 	free(a);
+}
+
+static void
+config_aauth_warn_file(const char *res, const char *field, const char *path)
+{
+	if (access(path, R_OK) == -1)
+		fprintf(stderr,
+		        "aauth-proxy: warning: resources.%s.aauth.%s: %s: %s "
+		        "(token requests fail until it exists)\n",
+		        res, field, path, strerror(errno));
+}
+
+void
+config_aauth_warn(const struct config_resource *r)
+{
+	const struct config_aauth *a = r->aauth;
+	char *tmp, *dir;
+
+	if (a == NULL)
+		return;
+	if (a->agent_token.kind == CONFIG_TSRC_FILE)
+		config_aauth_warn_file(r->name, "agent_token.file",
+		                       a->agent_token.file);
+	if (a->resource_token.kind == CONFIG_TSRC_FILE)
+		config_aauth_warn_file(r->name, "resource_token.file",
+		                       a->resource_token.file);
+	if (a->state_file != NULL) {
+		tmp = xstrdup(a->state_file);
+		dir = dirname(tmp);
+		if (access(dir, W_OK | X_OK) == -1)
+			fprintf(
+			    stderr,
+			    "aauth-proxy: warning: resources.%s.aauth."
+			    "state_file: cannot write in %s: %s (tokens will "
+			    "not survive a restart)\n",
+			    r->name, dir, strerror(errno));
+		free(tmp);
+	}
 }

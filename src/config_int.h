@@ -36,5 +36,8 @@ int config_aauth_parse(struct config_ctx *x, const char *path, json_t *v,
                        struct config_resource *r,
                        const struct config_resource *prev, size_t nprev);
 void config_aauth_free(struct config_aauth *a);
+/* check-config: warn (stderr) about files an aauth resource cannot read
+ * or a state_file directory it cannot write. */
+void config_aauth_warn(const struct config_resource *r);
 
 #endif

@@ -100,6 +100,9 @@ def test_check_config_accepts_the_issue_example(proxy_bin, agent_key, tmp_path):
         "rules": [{"host": "docs.example.com", "action": "sign", "resource": "docs"}]}
     r = cli(proxy_bin, "check-config", "-c", write_cfg(tmp_path, cfg, agent_key))
     assert r.returncode == 0, r.stderr
+    # The files do not exist yet: warnings naming the fields.
+    assert "resources.docs.aauth.agent_token.file" in r.stderr, r.stderr
+    assert "resources.docs.aauth.resource_token.file" in r.stderr, r.stderr
     for a in ({"command": ["/usr/bin/get-agent-token", "--json"]},
               {"mint": {"iss": "https://my-agent.example", "sub": "me", "lifetime_s": 300}}):
         cfg["resources"]["docs"]["aauth"]["agent_token"] = a
