@@ -55,6 +55,7 @@ size_t cli_config_warnings(const struct config *c,
 int cli_ca(int argc, char **argv);
 int cli_env(int argc, char **argv);
 int cli_exec(int argc, char **argv);
+int cli_token(int argc, char **argv);
 
 /* Report an option getopt_long refused (c is its return value), naming
  * the option, then print usage to stderr; returns 2 (usage error). */

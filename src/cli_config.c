@@ -31,7 +31,11 @@ cli_config_warnings(const struct config *c,
 		n++;
 	}
 	for (i = 0; i < c->nresources; i++) {
-		int rc = token_file_check(c->resources[i].token_file, err);
+		int rc;
+
+		if (c->resources[i].token_file == NULL)
+			continue; /* tokens from the issuer (aauth) */
+		rc = token_file_check(c->resources[i].token_file, err);
 
 		if (rc == 0)
 			continue;
@@ -150,6 +154,8 @@ cli_check_config(int argc, char **argv)
 		return 1;
 	}
 	key_free(&k);
+	for (j = 0; j < c->nresources; j++)
+		config_aauth_warn(&c->resources[j]);
 	cli_config_warnings(c, cli_config_warn_stderr, NULL);
 	printf("%s: ok: %zu listener(s), %zu resource(s), %zu rule(s), "
 	       "unmatched hosts: %s\n",

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config_int.h"
 #include "key.h"
 #include "log.h"
 #include "netaddr.h"
@@ -25,18 +26,7 @@
 
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:8787"
 
-/* Parsing context: file name for messages and the directory that
- * relative paths are resolved against. */
-struct config_ctx {
-	const char *file;
-	char *dir;
-	char *err;
-};
-
-static int config_fail(struct config_ctx *x, const char *field, const char *fmt,
-                       ...) __attribute__((format(printf, 3, 4)));
-
-static int
+int
 config_fail(struct config_ctx *x, const char *field, const char *fmt, ...)
 {
 	char why[ERR_MAX];
@@ -99,7 +89,7 @@ config_distance(const char *a, const char *b)
 
 /* Reject members other than the allowed ones (NULL-terminated list),
  * suggesting the allowed name a typo is closest to. */
-static int
+int
 config_check_keys(struct config_ctx *x, json_t *obj, const char *path,
                   const char *const *allowed)
 {
@@ -155,7 +145,7 @@ config_get_object(struct config_ctx *x, json_t *parent, const char *name,
 	return 0;
 }
 
-static int
+int
 config_get_string(struct config_ctx *x, json_t *parent, const char *name,
                   const char *path, char **out)
 {
@@ -186,7 +176,7 @@ config_get_bool(struct config_ctx *x, json_t *parent, const char *name,
 	return 0;
 }
 
-static int
+int
 config_get_uint(struct config_ctx *x, json_t *parent, const char *name,
                 const char *path, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -209,7 +199,7 @@ config_get_uint(struct config_ctx *x, json_t *parent, const char *name,
 
 /* A file path from the config, made absolute against the config's dir so
  * the daemon's working directory does not matter. */
-static char *
+char *
 config_path(struct config_ctx *x, const char *p)
 {
 	struct buf b;
@@ -459,10 +449,13 @@ config_parse_profile(struct config_ctx *x, json_t *v, const char *path,
 
 static int
 config_parse_resource(struct config_ctx *x, const char *name, json_t *v,
-                      struct config_resource *r)
+                      struct config_resource *r,
+                      const struct config_resource *prev, size_t nprev)
 {
-	static const char *const keys[] = {"profile", "token_file", "upstream",
-	                                   "allow_plaintext", NULL};
+	static const char *const keys[] = {"profile",  "token_file",
+	                                   "upstream", "allow_plaintext",
+	                                   "aauth",    NULL};
+	json_t *aa;
 	char path[200], field[256];
 	char *tf = NULL, *up = NULL;
 
@@ -480,17 +473,31 @@ config_parse_resource(struct config_ctx *x, const char *name, json_t *v,
 	snprintf(field, sizeof(field), "%s.token_file", path);
 	if (config_get_string(x, v, "token_file", field, &tf) == -1)
 		return -1;
-	if (tf == NULL || *tf == '\0') {
+	aa = json_object_get(v, "aauth");
+	if (aa != NULL && json_is_null(aa))
+		aa = NULL;
+	if (aa != NULL && tf != NULL) {
+		free(tf);
+		return config_fail(x, path,
+		                   "token_file and aauth are alternatives: a "
+		                   "static token, or tokens from the issuer; "
+		                   "set one of them");
+	}
+	if (aa == NULL && (tf == NULL || *tf == '\0')) {
 		free(tf);
 		return config_fail(x, field,
 		                   "required: the file holding this "
-		                   "resource's access token");
+		                   "resource's access token (or an aauth "
+		                   "object to fetch tokens from the issuer)");
 	}
-	r->token_file = config_path(x, tf);
+	if (tf != NULL)
+		r->token_file = config_path(x, tf);
 	free(tf);
 	snprintf(field, sizeof(field), "%s.allow_plaintext", path);
 	if (config_get_bool(x, v, "allow_plaintext", field,
 	                    &r->allow_plaintext) == -1)
+		return -1;
+	if (aa != NULL && config_aauth_parse(x, path, aa, r, prev, nprev) == -1)
 		return -1;
 	snprintf(field, sizeof(field), "%s.upstream", path);
 	if (config_get_string(x, v, "upstream", field, &up) == -1)
@@ -1152,7 +1159,8 @@ config_parse_root(struct config_ctx *x, json_t *root, struct config *c)
 			struct config_resource *r =
 			    &c->resources[c->nresources++];
 
-			if (config_parse_resource(x, name, e, r) == -1)
+			if (config_parse_resource(x, name, e, r, c->resources,
+			                          c->nresources - 1) == -1)
 				return -1;
 		}
 	}
@@ -1255,6 +1263,7 @@ config_free(struct config *c)
 	for (i = 0; i < c->nresources; i++) {
 		free(c->resources[i].name);
 		free(c->resources[i].token_file);
+		config_aauth_free(c->resources[i].aauth);
 		httpsig_profile_free(&c->resources[i].profile);
 	}
 	free(c->resources);

@@ -20,11 +20,57 @@ enum route_action {
 
 const char *config_action_name(enum route_action a);
 
+/* Where a token-endpoint input comes from (resources.NAME.aauth). */
+enum config_tsrc_kind {
+	CONFIG_TSRC_FILE,      /* {"file": F}: re-read for every use */
+	CONFIG_TSRC_COMMAND,   /* {"command": [argv…]}: its stdout */
+	CONFIG_TSRC_URL,       /* {"url": U}: a signed GET (resource token) */
+	CONFIG_TSRC_CHALLENGE, /* "challenge": the resource's own 401 */
+	CONFIG_TSRC_MINT,      /* {"mint": {…}}: an agent+jwt we sign */
+};
+
+/* An absolute http(s) URL, split once so nothing parses it again. */
+struct config_url {
+	char *text;      /* as configured */
+	char *scheme;    /* "https" or "http" */
+	char *host;      /* canonical (netaddr), IPv6 in brackets */
+	int port;        /* explicit, or the scheme's default */
+	char *authority; /* host[:port], the default port left out */
+	char *path;      /* "/…" raw, never empty; no query */
+	char *query;     /* NULL when there is none */
+};
+
+struct config_tsrc {
+	enum config_tsrc_kind kind;
+	char *file;               /* FILE: absolute */
+	char **argv;              /* COMMAND: NULL-terminated */
+	struct config_url url;    /* URL */
+	char *mint_iss;           /* MINT: the agent identifier */
+	char *mint_sub;           /* MINT: default mint_iss */
+	unsigned mint_lifetime_s; /* MINT: default 300 */
+};
+
+/* resources.NAME.aauth: tokens from the issuer's token endpoint. */
+struct config_aauth {
+	struct config_url issuer;
+	char *token_target; /* issuer path + "/aauth/agent/token" */
+	struct config_tsrc agent_token;
+	struct config_tsrc resource_token;
+	char *scope;         /* NULL: none sent */
+	char *redirect_uri;  /* NULL: consent cannot complete through us */
+	char *redirect_path; /* its path: the callback on our listener */
+	char *state_file;    /* NULL: nothing survives a restart */
+	/* Every field above in one string: a reload that changes any of
+	 * them starts the resource's token state afresh. */
+	char *fingerprint;
+};
+
 /* A protected resource: how requests to it are signed and authorised. */
 struct config_resource {
 	char *name;
 	struct httpsig_profile profile;
-	char *token_file;    /* static token source, re-read on change */
+	char *token_file;           /* static token source, re-read on change */
+	struct config_aauth *aauth; /* instead of token_file */
 	int upstream_tls;    /* 1: https upstream (default), 0: plaintext */
 	int allow_plaintext; /* required for upstream_tls == 0 */
 };
@@ -102,5 +148,9 @@ struct config *config_load(const char *path, char *err);
 /* Same, from a JSON text (tests, defaults). */
 struct config *config_parse(const char *json, const char *name, char *err);
 void config_free(struct config *c);
+
+/* check-config: warn (stderr) about files an aauth resource cannot read
+ * or a state_file directory it cannot write. */
+void config_aauth_warn(const struct config_resource *r);
 
 #endif

@@ -21,7 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aauth.h"
 #include "accesslog.h"
+#include "consent.h"
+#include "fetch.h"
 #include "gen.h"
 #include "http1.h"
 #include "ingress.h"
@@ -33,6 +36,7 @@
 #include "relay.h"
 #include "route.h"
 #include "token.h"
+#include "token_src.h"
 #include "tunnel.h"
 #include "upstream.h"
 #include "util.h"
@@ -52,6 +56,7 @@
 enum conn_state {
 	CONN_HEAD,     /* waiting for or reading a request head */
 	CONN_BODY,     /* reading the request body */
+	CONN_TOKEN,    /* waiting for the resource's token */
 	CONN_UPSTREAM, /* forwarded; response pending or streaming */
 	CONN_CLOSING,  /* last response queued: flush it, then close */
 	CONN_LINGER,   /* write side shut: discard input until EOF */
@@ -89,6 +94,13 @@ struct conn_exchange {
 	char *upgrade;         /* the Upgrade protocol to re-add, or NULL */
 	uint64_t body_charged; /* bytes counted in proxy.body_bytes */
 	unsigned retry_after;  /* seconds, sent with a proxy-made 503 */
+
+	struct token_value *tok;     /* the token the request carries */
+	struct token_waiter *waiter; /* CONN_TOKEN */
+	int have_token;              /* tok is the one to send (may be NULL) */
+	int retries;                 /* 401 retries done: at most one */
+	int retry_pending;           /* a 401 was withheld: send again */
+	int callback;                /* the consent callback, answered here */
 };
 
 struct conn {
@@ -116,6 +128,8 @@ static void conn_free(struct conn *c);
 static void conn_advance(struct conn *c);
 static void conn_event_eof(struct conn *c);
 static void conn_write_done(struct conn *c);
+static void conn_token(struct conn *c);
+static void conn_forward(struct conn *c);
 
 /* The configuration for what is not part of one exchange (idle time
  * between requests, input bounds): the current generation's. */
@@ -234,6 +248,8 @@ conn_exchange_free(struct conn *c, struct conn_exchange *ex)
 		return;
 	if (ex->ureq)
 		upstream_cancel(ex->ureq);
+	token_cancel(ex->waiter);
+	token_value_unref(ex->tok);
 	c->ctx->metrics->body_bytes -= ex->body_charged;
 	free(ex->upgrade);
 	http_request_free(&ex->req);
@@ -390,12 +406,42 @@ conn_up_name(const struct conn_exchange *ex, char *out, size_t len)
 
 /* --- upstream callbacks --------------------------------------------------- */
 
+/* A 401 from an aauth resource, before anything reaches the client: the
+ * token is withdrawn (one forced refresh, single flight) and, the first
+ * time, the request is sent again with a fresh signature. 1: withheld. */
+static int
+conn_up_401(struct conn *c, const struct upstream_head *h)
+{
+	struct conn_exchange *ex = c->ex;
+	char *challenge = NULL;
+	int challenged;
+	size_t i;
+
+	for (i = 0; i < h->n && challenge == NULL; i++)
+		if (h->v[i].name_len == 17 &&
+		    util_strncaseeq(h->v[i].name, "AAuth-Requirement", 17))
+			challenge = aauth_challenge_parse(h->v[i].value,
+			                                  h->v[i].value_len);
+	if (ex->retries == 0)
+		token_invalidate(c->ctx->tokens, ex->gen, ex->res, ex->tok,
+		                 challenge);
+	challenged = challenge != NULL;
+	token_src_wipe(challenge);
+	if (ex->retries > 0 || (ex->tok == NULL && !challenged))
+		return 0; /* the client gets it as it is */
+	ex->retry_pending = 1;
+	return 1;
+}
+
 static int
 conn_up_head(void *arg, const struct upstream_head *h)
 {
 	struct conn *c = arg;
 	struct conn_exchange *ex = c->ex;
 
+	if (h->status == 401 && ex->action == ROUTE_SIGN &&
+	    ex->res->aauth != NULL && conn_up_401(c, h) == 1)
+		return -1; /* the transfer stops; conn_up_done retries */
 	ex->relay.is_head = ex->is_head;
 	ex->relay.version_minor = ex->req.version_minor;
 	ex->relay.keep_alive = ex->keep_alive && !c->ctx->draining;
@@ -440,6 +486,19 @@ conn_up_done(void *arg, const struct upstream_result *r)
 	ex->ureq = NULL;
 	ex->upstream_ms = r->head_ms;
 	conn_timer(c, 0);
+	if (ex->retry_pending) {
+		/* The withheld 401: once more with the token that replaces
+		 * the refused one (waiting for it if need be). */
+		ex->retry_pending = 0;
+		ex->retries++;
+		token_value_unref(ex->tok);
+		ex->tok = NULL;
+		ex->have_token = 0;
+		ex->token_hash[0] = '\0';
+		conn_token(c);
+		conn_advance(c);
+		return;
+	}
 	if (r->ok) {
 		relay_end_trailers(&ex->relay, conn_out(c), r->trailers,
 		                   r->trailers_len);
@@ -651,7 +710,8 @@ conn_step_sniff(struct conn *c)
 
 /* The one place the outgoing request is finalised (outreq), with the
  * token for a protected resource. After this the fields and body are
- * exactly what curl sends. */
+ * exactly what curl sends; called again for a retry it signs afresh (new
+ * nonce and created). */
 static int
 conn_finalise(struct conn *c)
 {
@@ -661,16 +721,7 @@ conn_finalise(struct conn *c)
 
 	if (ex->action != ROUTE_SIGN)
 		return outreq_finalise(&ex->req, ex->has_body, NULL, err);
-	sign.token = token_get(c->ctx->tokens, ex->res, ex->token_hash, err);
-	if (sign.token == NULL) {
-		ex->error = "token_unavailable";
-		conn_respond(c, 503, "proxy_internal_error",
-		             json_pack("{s:s,s:s,s:s}", "error",
-		                       "token_unavailable", "resource",
-		                       ex->res->name, "detail", err),
-		             0);
-		return -1;
-	}
+	sign.token = ex->tok != NULL ? ex->tok->value : NULL;
 	sign.profile = &ex->res->profile;
 	sign.key = &ex->gen->key;
 	if (outreq_finalise(&ex->req, ex->has_body, &sign, err) == -1) {
@@ -684,7 +735,8 @@ conn_finalise(struct conn *c)
 	return 0;
 }
 
-/* The whole request is here: finalise, sign, send. */
+/* The whole request is here: finalise, sign, send. A signed request
+ * gets its token first (conn_token), which may mean waiting for it. */
 static void
 conn_forward(struct conn *c)
 {
@@ -694,9 +746,13 @@ conn_forward(struct conn *c)
 	char err[ERR_MAX], name[300];
 
 	conn_timer(c, 0);
-	if (ex->has_body) {
+	if (ex->has_body && r->body == NULL) {
 		r->body_len = ex->body.len;
 		r->body = (unsigned char *)buf_steal(&ex->body);
+	}
+	if (ex->action == ROUTE_SIGN && !ex->have_token) {
+		conn_token(c);
+		return;
 	}
 	if (conn_finalise(c) == -1)
 		return;
@@ -730,6 +786,118 @@ conn_forward(struct conn *c)
 		return;
 	}
 	c->state = CONN_UPSTREAM;
+}
+
+/* No token for the request: 503 (unavailable, with the last error) or
+ * 403 (a person's consent is needed, with the URL). */
+static void
+conn_token_refused(struct conn *c, const struct token_fail *f)
+{
+	struct conn_exchange *ex = c->ex;
+	json_t *o;
+
+	o = json_pack("{s:s,s:s,s:s,s:s}", "error", f->code, "resource",
+	              ex->res->name, "state", f->state, "detail", f->detail);
+	if (f->url != NULL)
+		json_object_set_new(o, "authorization_uri",
+		                    json_string(f->url));
+	if (f->last_error != NULL)
+		json_object_set_new(o, "last_error",
+		                    json_string(f->last_error));
+	ex->retry_after = f->retry_after;
+	ex->error = f->code; /* static strings of token.c */
+	conn_respond(c, f->status,
+	             f->status == 403 ? "http_request_denied"
+	                              : "proxy_internal_error",
+	             o, 0);
+}
+
+/* A page for the person's browser (the consent callback). */
+static void
+conn_page(struct conn *c, const struct consent_page *page)
+{
+	struct conn_exchange *ex = c->ex;
+	int close = !ex->keep_alive || c->ctx->draining;
+
+	consent_write(page, ex->is_head, close, conn_out(c));
+	ex->status = page->status;
+	ex->bytes_out = ex->is_head ? 0 : strlen(page->text);
+	conn_kick(c);
+	conn_end_exchange(c, close);
+}
+
+/* Send with v (a reference we now own; NULL: without a token). */
+static void
+conn_token_use(struct conn *c, struct token_value *v)
+{
+	struct conn_exchange *ex = c->ex;
+
+	ex->tok = v;
+	ex->have_token = 1;
+	if (v != NULL)
+		memcpy(ex->token_hash, v->hash, sizeof(ex->token_hash));
+	conn_forward(c);
+}
+
+static void
+conn_token_ready(void *arg, struct token_value *v, const struct token_fail *f)
+{
+	struct conn *c = arg;
+	struct conn_exchange *ex = c->ex;
+	struct consent_page page;
+
+	ex->waiter = NULL;
+	conn_timer(c, 0);
+	if (ex->callback) {
+		consent_end(ex->res, v, f, &page);
+		conn_page(c, &page);
+	} else if (f != NULL)
+		conn_token_refused(c, f);
+	else
+		conn_token_use(c, v);
+	conn_advance(c);
+}
+
+/* The token for a signed request: at hand, or wait for it (bounded by
+ * upstream.connect_timeout_ms), or the reason there is none. */
+static void
+conn_token(struct conn *c)
+{
+	struct conn_exchange *ex = c->ex;
+	struct token_value *v;
+	struct token_fail f;
+	int rc;
+
+	rc = token_acquire(c->ctx->tokens, ex->gen, ex->res, &v, &f,
+	                   conn_token_ready, c, &ex->waiter);
+	if (rc == 1) {
+		c->state = CONN_TOKEN;
+		conn_timer(c, ex->gen->cfg->upstream_connect_timeout_ms);
+		return;
+	}
+	if (rc == -1) {
+		conn_token_refused(c, &f);
+		return;
+	}
+	conn_token_use(c, v);
+}
+
+/* The person's browser is back from the issuer with a code: exchange it,
+ * and tell the person how that went. */
+static void
+conn_callback(struct conn *c)
+{
+	struct conn_exchange *ex = c->ex;
+	struct consent_page page;
+
+	ex->callback = 1;
+	if (consent_begin(c->ctx->tokens, ex->gen, ex->res, ex->req.query,
+	                  conn_token_ready, c, &ex->waiter, &page) == 0) {
+		conn_page(c, &page);
+		return;
+	}
+	c->state = CONN_TOKEN;
+	conn_timer(c, fetch_timeout_ms(ex->gen) + 1000);
 }
 
 /* Count n more request-body bytes against limits.max_buffered_bytes, the
@@ -817,6 +985,12 @@ conn_begin(struct conn *c)
 		return;
 	}
 	ex->res = in.res;
+	if (in.kind == INGRESS_CALLBACK) {
+		if (r->chunked || r->content_length > 0)
+			ex->keep_alive = 0; /* its body is never read */
+		conn_callback(c);
+		return;
+	}
 	ex->check_private = in.check_private;
 	memcpy(ex->up_scheme, in.up_scheme, sizeof(ex->up_scheme));
 	ex->up_port = in.up_port;
@@ -989,6 +1163,7 @@ conn_run(struct conn *c)
 		case CONN_BODY:
 			conn_step_body(c);
 			break;
+		case CONN_TOKEN:
 		case CONN_UPSTREAM:
 		case CONN_TUNNEL:
 			/* Pipelined bytes wait; the input bound limits
@@ -1065,6 +1240,26 @@ conn_event_eof(struct conn *c)
 	conn_free(c);
 }
 
+/* The token did not come within upstream.connect_timeout_ms. */
+static void
+conn_token_timeout(struct conn *c)
+{
+	struct conn_exchange *ex = c->ex;
+	struct consent_page page;
+	struct token_fail f;
+
+	token_cancel(ex->waiter);
+	ex->waiter = NULL;
+	if (ex->callback) {
+		consent_timeout(&page);
+		conn_page(c, &page);
+		return;
+	}
+	token_fail_timeout(c->ctx->tokens, ex->res,
+	                   ex->gen->cfg->upstream_connect_timeout_ms, &f);
+	conn_token_refused(c, &f);
+}
+
 static void
 conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1099,6 +1294,10 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		         "no request body bytes for idle_timeout_ms (%u)",
 		         c->ex->gen->cfg->idle_timeout_ms);
 		conn_error(c, 408, NULL, "request_timeout", msg, 1);
+		conn_read_update(c);
+		return;
+	case CONN_TOKEN:
+		conn_token_timeout(c);
 		conn_read_update(c);
 		return;
 	case CONN_UPSTREAM:

@@ -470,6 +470,33 @@ ingress_wants_upgrade(const struct http_request *r)
 	return conn;
 }
 
+/* A browser sent back to a resource's redirect_uri (aauth consent): the
+ * only origin-form request the proxy answers itself. */
+static int
+ingress_callback(const struct config *cfg, const struct http_request *r,
+                 struct ingress *in)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nresources; i++) {
+		const struct config_aauth *a = cfg->resources[i].aauth;
+
+		if (a == NULL || a->redirect_path == NULL || r->path == NULL ||
+		    strcmp(r->path, a->redirect_path) != 0)
+			continue;
+		if (strcmp(r->method, "GET") != 0 &&
+		    strcmp(r->method, "HEAD") != 0) {
+			ingress_refuse(in, 405, NULL, "method_not_allowed", 0,
+			               "the consent callback takes GET");
+			return 0;
+		}
+		in->kind = INGRESS_CALLBACK;
+		in->res = &cfg->resources[i];
+		return 0;
+	}
+	return -1;
+}
+
 void
 ingress_classify(const struct config *cfg, const struct ingress_listener *ls,
                  struct http_request *r, struct ingress *in)
@@ -486,6 +513,9 @@ ingress_classify(const struct config *cfg, const struct ingress_listener *ls,
 	if (ls->tun != NULL) {
 		if (ingress_bind(ls, r, in) == -1)
 			return;
+	} else if (r->form == HTTP_TARGET_ORIGIN &&
+	           ingress_callback(cfg, r, in) == 0) {
+		return;
 	} else if (r->form == HTTP_TARGET_ORIGIN ||
 	           (r->form == HTTP_TARGET_ABSOLUTE && cfg->nroutes > 0 &&
 	            ingress_is_self(ls, r))) {

@@ -18,6 +18,8 @@ enum ingress_kind {
 	INGRESS_REFUSE,    /* answer status with code and detail */
 	INGRESS_INTERCEPT, /* CONNECT to a sign host: 200, then TLS or HTTP */
 	INGRESS_SPLICE,    /* CONNECT to a pass host: dial, 200, bytes */
+	INGRESS_CALLBACK,  /* the consent redirect of res (origin-form GET of
+	                      its redirect_uri path on our own listener) */
 };
 
 /* The CONNECT tunnel an inner request arrived in: every inner request

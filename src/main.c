@@ -18,6 +18,8 @@ struct main_cmd {
 static const struct main_cmd main_cmds[] = {
     {"run", cli_run, "run the signing proxy (-c FILE)"},
     {"check-config", cli_check_config, "validate a configuration file"},
+    {"token", cli_token,
+     "fetch each resource's token now and show the outcome"},
     {"keygen", cli_keygen, "generate an Ed25519 agent key and print its JWK"},
     {"pubkey", cli_pubkey,
      "print the public JWK, JWKS and thumbprint of a key"},

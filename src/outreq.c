@@ -7,6 +7,7 @@
  */
 #include "outreq.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -91,11 +92,16 @@ outreq_finalise(struct http_request *r, int has_body,
 	}
 	if (sign == NULL)
 		return 0;
-	buf_init(&auth);
-	buf_append(&auth, "Bearer ", 7);
-	buf_appends(&auth, sign->token);
-	http_fields_add(&r->fields, "Authorization", auth.data);
-	buf_free(&auth);
+	/* No token: the token endpoint (authorization covered empty), or a
+	 * resource asked first for its challenge. */
+	if (sign->token != NULL) {
+		buf_init(&auth);
+		buf_append(&auth, "Bearer ", 7);
+		buf_appends(&auth, sign->token);
+		http_fields_add(&r->fields, "Authorization", auth.data);
+		sodium_memzero(auth.data, auth.len);
+		buf_free(&auth);
+	}
 	memset(&so, 0, sizeof(so));
 	so.sigkey_jwt = sign->token;
 	return httpsig_sign(sign->profile, sign->key, r, &so, NULL, err);

@@ -15,8 +15,9 @@
 struct outreq_sign {
 	const struct httpsig_profile *profile;
 	const struct key *key;
-	const char
-	    *token; /* "Authorization: Bearer" (and a jwt Signature-Key) */
+	/* "Authorization: Bearer" (and a jwt Signature-Key); NULL: none,
+	 * and a covered authorization is covered empty. */
+	const char *token;
 };
 
 /* Remove the hop-by-hop fields and what Connection names, Expect,

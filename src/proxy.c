@@ -412,10 +412,13 @@ proxy_free(struct proxy *px)
 		next = ls->next;
 		free(ls);
 	}
+	/* Tokens first: their fetches are requests of the upstream. */
+	token_store_free(px->ctx.tokens);
+	px->ctx.tokens = NULL;
 	upstream_free(px->ctx.up);
+	px->ctx.up = NULL;
 	if (px->ctx.dns)
 		evdns_base_free(px->ctx.dns, 1);
-	token_store_free(px->ctx.tokens);
 	accesslog_close(px->ctx.alog);
 	if (px->ev_sigterm)
 		event_free(px->ev_sigterm);
@@ -448,7 +451,6 @@ proxy_start(struct proxy *px, char **listen, size_t nlisten, char *err)
 		err_set(err, "cannot create the event loop");
 		return -1;
 	}
-	px->ctx.tokens = token_store_new(px->ctx.base);
 	px->ctx.up = upstream_new(px->ctx.base, err);
 	if (px->ctx.up == NULL)
 		return -1;
@@ -462,6 +464,7 @@ proxy_start(struct proxy *px, char **listen, size_t nlisten, char *err)
 		        "cannot set up the DNS resolver (/etc/resolv.conf)");
 		return -1;
 	}
+	px->ctx.tokens = token_store_new(px->ctx.base, px->ctx.up);
 	px->ev_sigterm =
 	    evsignal_new(px->ctx.base, SIGTERM, proxy_signal_cb, px);
 	px->ev_sigint = evsignal_new(px->ctx.base, SIGINT, proxy_signal_cb, px);
@@ -522,6 +525,8 @@ proxy_run(struct config *cfg, char **listen, size_t nlisten)
 	         AAUTH_VERSION, k->thumbprint, k->kid,
 	         px.ctx.gen->cfg->nresources, px.ctx.gen->cfg->nrules,
 	         config_action_name(px.ctx.gen->cfg->default_action));
+	/* The first token fetches start now, while the loop serves. */
+	token_store_sync(px.ctx.tokens, px.ctx.gen);
 	event_base_dispatch(px.ctx.base);
 	log_info("stopped: %llu request(s), %llu signed, %llu connection(s)",
 	         (unsigned long long)px.metrics.requests,

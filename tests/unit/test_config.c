@@ -310,6 +310,26 @@ write_file(const char *path, const char *s, int mode)
 	chmod(path, (mode_t)mode);
 }
 
+/* The static token file through token_acquire: the value (valid until
+ * the next call) and its hash, or NULL with err. */
+static const char *
+token_get(struct token_store *ts, const struct config_resource *r,
+          char hash[13], char *err)
+{
+	static struct token_value *last;
+	struct token_waiter *w;
+	struct token_fail f;
+
+	token_value_unref(last);
+	last = NULL;
+	if (token_acquire(ts, NULL, r, &last, &f, NULL, NULL, &w) != 0) {
+		snprintf(err, ERR_MAX, "%.200s", f.detail);
+		return NULL;
+	}
+	memcpy(hash, last->hash, 13);
+	return last->value;
+}
+
 static void
 test_token(void)
 {
@@ -335,7 +355,7 @@ test_token(void)
 	CHECK(c != NULL);
 	if (c == NULL)
 		return;
-	ts = token_store_new(NULL);
+	ts = token_store_new(NULL, NULL);
 
 	t = token_get(ts, &c->resources[0], hash, err);
 	CHECK(t == NULL && strstr(err, "No such file") != NULL);
@@ -384,6 +404,7 @@ test_token(void)
 	unlink(path);
 	t = token_get(ts, &c->resources[0], hash, err);
 	CHECK(t == NULL);
+	token_get(ts, &c->resources[0], hash, err); /* the last reference */
 
 	token_store_free(ts);
 	config_free(c);
