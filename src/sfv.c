@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http1.h"
 #include "sfv.h"
 
 /* Integers and decimals are bounded by §3.3.1/§3.3.2. */
@@ -89,15 +90,6 @@ sfv_is_digit(int c)
 	return c >= '0' && c <= '9';
 }
 
-/* RFC 9110 tchar. */
-static int
-sfv_is_tchar(int c)
-{
-	if (sfv_is_alpha(c) || sfv_is_digit(c))
-		return 1;
-	return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 static int
 sfv_is_keychar(int c)
 {
@@ -122,7 +114,8 @@ sfv_is_token(const char *s)
 	if (!sfv_is_alpha((unsigned char)*s) && *s != '*')
 		return 0;
 	for (s++; *s; s++)
-		if (!sfv_is_tchar((unsigned char)*s) && *s != ':' && *s != '/')
+		if (!http1_is_tchar((unsigned char)*s) && *s != ':' &&
+		    *s != '/')
 			return 0;
 	return 1;
 }
@@ -292,7 +285,7 @@ sfv_parse_token(struct sfv_parser *p, struct sfv_bare *out)
 	p->pos++; /* first char already checked */
 	while (!sfv_eof(p)) {
 		c = sfv_peek(p);
-		if (!sfv_is_tchar(c) && c != ':' && c != '/')
+		if (!http1_is_tchar((unsigned char)c) && c != ':' && c != '/')
 			break;
 		p->pos++;
 	}

@@ -5,7 +5,6 @@
  */
 #include "util.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -251,11 +250,20 @@ fail:
 	return -1;
 }
 
+/* ASCII only, whatever the locale: HTTP names and hosts are ASCII, and
+ * this runs for every field of every message (no tolower() call). */
+static inline unsigned
+util_ascii_lower(unsigned char c)
+{
+	return (unsigned)c - 'A' < 26u ? (unsigned)c + 32u : (unsigned)c;
+}
+
 int
 util_strcaseeq(const char *a, const char *b)
 {
 	for (; *a && *b; a++, b++)
-		if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+		if (util_ascii_lower((unsigned char)*a) !=
+		    util_ascii_lower((unsigned char)*b))
 			return 0;
 	return *a == *b;
 }
@@ -266,8 +274,8 @@ util_strncaseeq(const char *a, const char *b, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (tolower((unsigned char)a[i]) !=
-		    tolower((unsigned char)b[i]))
+		if (util_ascii_lower((unsigned char)a[i]) !=
+		    util_ascii_lower((unsigned char)b[i]))
 			return 0;
 		if (a[i] == '\0')
 			return 1;
@@ -279,7 +287,7 @@ void
 util_lower(char *s)
 {
 	for (; *s; s++)
-		*s = (char)tolower((unsigned char)*s);
+		*s = (char)util_ascii_lower((unsigned char)*s);
 }
 
 int64_t

@@ -58,7 +58,9 @@ long b64_decode(const char *src, size_t srclen, enum b64_variant v,
 /* Read a whole file (or stdin for "-") into a buffer. */
 int util_read_file(const char *path, struct buf *out, size_t max, char *err);
 
-/* ASCII case-insensitive helpers (header names, hosts). */
+/* ASCII case-insensitive helpers (header names, hosts), locale-free: the
+ * one case-insensitive compare of the program. strncaseeq compares at most
+ * n bytes and stops early where both strings end. */
 int util_strcaseeq(const char *a, const char *b);
 int util_strncaseeq(const char *a, const char *b, size_t n);
 void util_lower(char *s);

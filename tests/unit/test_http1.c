@@ -1334,31 +1334,17 @@ static void
 test_writers(void)
 {
 	struct http_request r;
-	struct http_fields f;
 	struct buf b, dec;
 	struct http_chunked c;
 	char err[ERR_MAX];
 	size_t used;
 
 	buf_init(&b);
-	http_fields_init(&f);
-	http_fields_add(&f, "Content-Type", "text/plain");
-	http1_write_response_head(&b, 431, &f);
-	CHECK_STREQ(b.data, "HTTP/1.1 431 Request Header Fields Too Large\r\n"
-	                    "Content-Type: text/plain\r\n\r\n");
-	buf_reset(&b);
-	http1_write_response_head(&b, 200, NULL);
-	CHECK_STREQ(b.data, "HTTP/1.1 200 OK\r\n\r\n");
 	CHECK_STREQ(http1_status_reason(505), "HTTP Version Not Supported");
 	CHECK_STREQ(http1_status_reason(799), "Unknown");
-	http_fields_free(&f);
 
-	buf_reset(&b);
-	http1_write_chunk(&b, "hello world, 26 bytes long!", 27);
-	http1_write_chunk(&b, "x", 1);
-	http1_write_chunk(&b, NULL, 0);
-	CHECK_STREQ(b.data, "1b\r\nhello world, 26 bytes long!\r\n1\r\nx\r\n"
-	                    "0\r\n\r\n");
+	buf_appends(&b, "1b\r\nhello world, 26 bytes long!\r\n1\r\nx\r\n"
+	                "0\r\n\r\n");
 	buf_init(&dec);
 	http_chunked_init(&c);
 	CHECK(http_chunked_decode(&c, b.data, b.len, &dec, &used, err) == 1);
