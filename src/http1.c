@@ -1730,16 +1730,25 @@ http1_resp_fold(struct http_response_head *h, const char *p, size_t n,
 	}
 	if (h->last_dropped)
 		return 0; /* the rest of a line already dropped */
+	/* OWS trimmed on both sides, as around any field value; one SP
+	 * where the fold was (RFC 9112 §5.2), none around nothing. */
 	while (p < end && (*p == ' ' || *p == '\t'))
 		p++;
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (p == end)
+		return 0;
 	f = &h->at[h->nfields - 1];
 	old = b->len;
 	buf_reserve(b, f->value_len + 2 + (size_t)(end - p));
 	memcpy(b->data + b->len, b->data + f->value, f->value_len);
 	b->len += f->value_len;
-	buf_appendc(b, ' ');
-	buf_append(b, p, (size_t)(end - p));
-	buf_appendc(b, '\0');
+	if (f->value_len > 0)
+		b->data[b->len++] = ' ';
+	memcpy(b->data + b->len, p, (size_t)(end - p));
+	b->len += (size_t)(end - p);
+	b->data[b->len++] = '\0';
+	b->data[b->len] = '\0';
 	f->value = old;
 	f->value_len = b->len - 1 - old;
 	return 0;
