@@ -39,7 +39,8 @@ void buf_appends(struct buf *b, const char *s);
 void buf_appendc(struct buf *b, char c);
 void buf_appendf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void buf_vappendf(struct buf *b, const char *fmt, va_list ap);
+void buf_vappendf(struct buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Hand the bytes to the caller (who frees them) and reset the buffer. */
 char *buf_steal(struct buf *b);
 
