@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # aauth-proxy developer entry point — the README's two quick-start commands:
 #   ./dev.sh run    install what is missing, build, start the proxy on conf/aauth-proxy.json
-#   ./dev.sh test   install what is missing, build (plain + ASan/UBSan), run every test suite
+#   ./dev.sh test   install what is missing, build (plain + ASan/UBSan + libFuzzer), run every
+#                   test suite; FUZZ_SECONDS (default 20, 0 skips) bounds each fuzz target
 # Debian 12, as root (or with sudo). Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,7 +10,8 @@ ROOT=$PWD
 
 APT_PKGS=(gcc meson ninja-build pkg-config libevent-dev libsodium-dev libjansson-dev
           libcurl4-openssl-dev libssl-dev openssl ca-certificates curl)
-TEST_PKGS=(python3 python3-pytest python3-cryptography python3-requests python3-httpx)
+TEST_PKGS=(python3 python3-pytest python3-cryptography python3-requests python3-httpx
+           clang libclang-rt-14-dev)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -35,6 +37,13 @@ build() { # build DIR [meson options...]
 	local dir=$1; shift
 	if [ ! -f "$dir/build.ninja" ]; then meson setup "$dir" "$@" >/dev/null || meson setup --wipe "$dir" "$@"; fi
 	meson compile -C "$dir" >/dev/null || meson compile -C "$dir"
+}
+
+build_targets() { # build DIR "TARGETS" [meson options...]: only these targets
+	local dir=$1 targets=$2; shift 2
+	if [ ! -f "$dir/build.ninja" ]; then meson setup "$dir" "$@" >/dev/null || meson setup --wipe "$dir" "$@"; fi
+	# shellcheck disable=SC2086 # a list of target names
+	meson compile -C "$dir" $targets >/dev/null || meson compile -C "$dir" $targets
 }
 
 cmd_run() {
@@ -66,6 +75,12 @@ cmd_test() {
 	say "unit tests under ASan+UBSan"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C build-asan --print-errorlogs
+	if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+		say "fuzzing (libFuzzer + ASan/UBSan, ${FUZZ_SECONDS:-20} s a target)"
+		CC=clang build_targets build-fuzz "fuzz_request fuzz_response fuzz_sfv fuzz_httpsig fuzz_config" \
+			-Dfuzz=true
+		tests/fuzz/run.sh build-fuzz
+	fi
 	if [ -f tests/node/package.json ]; then
 		say "installing Node test dependencies"
 		(cd tests/node && { [ -f package-lock.json ] && npm ci --no-audit --no-fund --silent \

@@ -1707,8 +1707,11 @@ http1_resp_drop(struct http_response_head *h, unsigned char ctl)
 	return 0;
 }
 
-/* obs-fold from an old server: continue the last value, rebuilt at the end
- * of the buffer (the old copy stays behind as dead bytes). */
+/* obs-fold from an old server: continue the last value in place. It is
+ * always the last thing in the buffer (a field line appends
+ * "name\0value\0", a fold extends it), so the continuation goes over its
+ * NUL: linear in the head, where rebuilding the value at each fold cost
+ * time and memory quadratic in the fold lines (fuzz_response). */
 static int
 http1_resp_fold(struct http_response_head *h, const char *p, size_t n,
                 char *err)
@@ -1716,7 +1719,7 @@ http1_resp_fold(struct http_response_head *h, const char *p, size_t n,
 	const char *end = p + n;
 	struct buf *b = &h->buf;
 	struct http1_field_at *f;
-	size_t i, old;
+	size_t i;
 
 	if ((i = http1_ctl_at(p, n)) < n)
 		return http1_resp_drop(h, (unsigned char)p[i]);
@@ -1739,18 +1742,15 @@ http1_resp_fold(struct http_response_head *h, const char *p, size_t n,
 	if (p == end)
 		return 0;
 	f = &h->at[h->nfields - 1];
-	old = b->len;
-	buf_reserve(b, f->value_len + 2 + (size_t)(end - p));
-	memcpy(b->data + b->len, b->data + f->value, f->value_len);
-	b->len += f->value_len;
+	b->len = f->value + f->value_len; /* over the value's NUL */
+	buf_reserve(b, 2 + (size_t)(end - p));
 	if (f->value_len > 0)
 		b->data[b->len++] = ' ';
 	memcpy(b->data + b->len, p, (size_t)(end - p));
 	b->len += (size_t)(end - p);
 	b->data[b->len++] = '\0';
 	b->data[b->len] = '\0';
-	f->value = old;
-	f->value_len = b->len - 1 - old;
+	f->value_len = b->len - 1 - f->value;
 	return 0;
 }
 

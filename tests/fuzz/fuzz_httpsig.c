@@ -6,6 +6,11 @@
  * `verify` reads, so the values are what a verifier can really be handed.
  * The seeds verify; mutations walk every check on the way there.
  *
+ * With bit 5 set the request is instead finalised as the proxy does it
+ * (owned fields removed, Authorization set) and signed with the scenario's
+ * private key (both are published test keys), and what was signed must
+ * verify with the same base: signer and verifier agree on every request.
+ *
  * Input: byte 0 picks the scenario and options; then lines: the
  * Signature-Input value, the Signature value, and any further raw header
  * lines (more Signature-Input lines, covered fields, Signature-Key...).
@@ -27,6 +32,13 @@ static const unsigned char fuzz_lumo_pk[KEY_PK_BYTES] = {
     0x03, 0xa1, 0x07, 0xbf, 0xf3, 0xce, 0x10, 0xbe, 0x1d, 0x70, 0xdd,
     0x18, 0xe7, 0x4b, 0xc0, 0x99, 0x67, 0xe4, 0xd6, 0x30, 0x9b, 0xa5,
     0x0d, 0x5f, 0x1d, 0xdc, 0x86, 0x64, 0x12, 0x55, 0x31, 0xb8};
+
+/* The private halves (RFC 9421 B.1.4 "d"; the LumoAuth seed 0x00..0x1f). */
+static const unsigned char fuzz_rfc_seed[32] = {
+    0x9f, 0x83, 0x62, 0xf8, 0x7a, 0x48, 0x4a, 0x95, 0x4e, 0x6e, 0x74,
+    0x0c, 0x5b, 0x4c, 0x0e, 0x84, 0x22, 0x91, 0x39, 0xa2, 0x0a, 0xa8,
+    0xab, 0x56, 0xff, 0x66, 0x58, 0x6f, 0x6a, 0x7d, 0x29, 0xc5};
+static unsigned char fuzz_lumo_seed[32]; /* 0x00..0x1f, set at start */
 
 static const char fuzz_rfc_head[] =
     "POST /foo?param=Value&Pet=dog HTTP/1.1\r\n"
@@ -53,7 +65,7 @@ static const char fuzz_lumo_body[] =
 struct fuzz_scenario {
 	const char *head, *body;
 	int64_t created;
-	struct key pub;
+	struct key pub, priv;
 	struct httpsig_profile profile;
 };
 
@@ -80,6 +92,22 @@ fuzz_key(struct key *k, const unsigned char pk[KEY_PK_BYTES], const char *kid)
 	snprintf(k->kid, sizeof(k->kid), "%s", kid);
 }
 
+/* The signing key for a scenario: the same public half plus sk. */
+static void
+fuzz_private(struct key *priv, const struct key *pub,
+             const unsigned char seed[32])
+{
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+
+	*priv = *pub;
+	priv->sk = malloc(crypto_sign_SECRETKEYBYTES);
+	if (priv->sk == NULL)
+		abort();
+	crypto_sign_seed_keypair(pk, priv->sk, seed);
+	if (memcmp(pk, pub->pk, sizeof(pk)) != 0)
+		abort(); /* the embedded halves do not belong together */
+}
+
 static void
 fuzz_profile(struct httpsig_profile *p, const char *name)
 {
@@ -104,6 +132,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	static const char *const params[] = {"created", "keyid"};
 	char err[ERR_MAX];
 	struct fuzz_scenario *s;
+	size_t i;
 
 	if (sodium_init() < 0)
 		abort();
@@ -112,6 +141,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	s->body = fuzz_rfc_body;
 	s->created = 1618884473;
 	fuzz_key(&s->pub, fuzz_rfc_pk, "test-key-ed25519");
+	fuzz_private(&s->priv, &s->pub, fuzz_rfc_seed);
 	fuzz_profile(&s->profile, "rfc9421");
 	if (httpsig_profile_set_components(&s->profile, comps, 6, err) == -1 ||
 	    httpsig_profile_set_params(&s->profile, params, 2, err) == -1)
@@ -126,6 +156,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	s->body = fuzz_lumo_body;
 	s->created = 1750000000;
 	fuzz_key(&s->pub, fuzz_lumo_pk, "key-1");
+	for (i = 0; i < sizeof(fuzz_lumo_seed); i++)
+		fuzz_lumo_seed[i] = (unsigned char)i;
+	fuzz_private(&s->priv, &s->pub, fuzz_lumo_seed);
 	fuzz_profile(&s->profile, "lumoauth");
 
 	/* The other built-in profiles over the same two requests. */
@@ -134,6 +167,45 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz_sc[3] = fuzz_sc[0];
 	fuzz_profile(&fuzz_sc[3].profile, "rfc9421");
 	return 0;
+}
+
+/* Finalise req as the proxy does for a sign rule, sign it, and check that
+ * what was signed verifies over the same base. */
+static void
+fuzz_sign_verify(const struct fuzz_scenario *s, struct http_request *req)
+{
+	static const char *const owned[] = {
+	    "Authorization", "Signature",  "Signature-Input",
+	    "Signature-Key", "Agent-Auth", "Content-Digest"};
+	struct httpsig_sign_opts so = {0};
+	struct httpsig_verify_opts vo = {0};
+	struct buf b1, b2;
+	char err[ERR_MAX];
+	size_t i;
+
+	for (i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+		http_fields_del(&req->fields, owned[i]);
+	http_fields_add(&req->fields, "Authorization", "Bearer fuzz-token");
+	so.created = s->created;
+	so.nonce = "AAECAwQFBgcICQoLDA0ODw";
+	so.sigkey_jwt = "eyJhbGciOiJFZERTQSJ9.e30.c2ln";
+	vo.now = s->created + 30;
+	buf_init(&b1);
+	buf_init(&b2);
+	/* Refusing to sign is allowed (a covered field may be missing);
+	 * signing something that does not verify is not. */
+	if (httpsig_sign(&s->profile, &s->priv, req, &so, &b1, err) == 0) {
+		if (httpsig_verify(&s->profile, &s->pub, req, &vo, &b2, err) !=
+		    0) {
+			fprintf(stderr, "signed, but does not verify: %s\n",
+			        err);
+			abort();
+		}
+		FUZZ_CHECK(b1.len == b2.len &&
+		           memcmp(b1.data, b2.data, b1.len) == 0);
+	}
+	buf_free(&b1);
+	buf_free(&b2);
 }
 
 /* Next line of the input (without its LF); NULL at the end. */
@@ -194,6 +266,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (http1_parse_request(text.data, text.len, NULL, &req, err) == -1)
 		goto out;
 	http_request_set_scheme(&req, "https");
+	if (flags & 0x20) {
+		fuzz_sign_verify(s, &req);
+		goto out;
+	}
 	if (flags & 8) {
 		/* The base for one member value, as `verify --verbose`. */
 		if (si.len > 0 && memchr(si.data, '\0', si.len) == NULL)

@@ -130,6 +130,12 @@ for f in [VEC / d / "request-signed.http" for d in SIGNED if d.startswith("edge/
         put("httpsig", "edge_" + f.parent.name, b"\x13" + si + b"\n" + sig +
             b"\nExample-Dict: a=1, b=2;x=1;y=2, c=(a b c)\nCache-Control: max-age=60")
 
+# sign (as the proxy finalises a request) then verify, over odd fields
+odd = (b"\n\nContent-Type: text/plain\nContent-Type:  application/json \nDate: a\nDate:\n"
+       b"Authorization: Basic x\nX-Empty:\nExample-Dict: a=1, b=2\nCache-Control: no-store")
+for sc in range(4):
+    put("httpsig", f"sign_verify_{sc}", bytes([0x20 | sc]) + odd)
+
 # --- config: the JSON text as is -----------------------------------------
 for f in sorted((ROOT / "conf").glob("*.json")):
     put("config", f.stem, f.read_bytes())
