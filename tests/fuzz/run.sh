@@ -27,6 +27,7 @@ for t in "${TARGETS[@]}"; do
 	      -print_final_stats=1 -artifact_prefix="$ART/$t-")
 	[ -f "tests/fuzz/$t.dict" ] && opts+=(-dict="tests/fuzz/$t.dict")
 	log="$work/$t.log"
+	touch "$work/$t.start" # to tell this run's findings from older ones
 	if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1 \
 		"$bin" "${opts[@]}" "$work/$t" >"$log" 2>&1; then
@@ -38,10 +39,14 @@ for t in "${TARGETS[@]}"; do
 			"$t" "${runs:-?}" "$SECS" "${rate:-?}" "${cov:-cov: ?}" "${added:-?}"
 	else
 		failed+=("$t")
-		echo "fuzz_$t: FAILED — the end of its log:" >&2
-		grep -v '^#[0-9]' "$log" | tail -n 40 >&2
-		for a in "$ART/$t-"*; do
-			[ -e "$a" ] && echo "  replay: $bin $a" >&2
+		echo "fuzz_$t: FAILED — its report:" >&2
+		# The finding and its stack, not ASan's shadow-byte map.
+		grep -v '^#[0-9]' "$log" |
+			sed -n '/ERROR\|invariant broken\|runtime error\|Timeout\|out-of-memory/,$p' |
+			grep -v '^  0x\|^=>0x\|^Shadow\|^  [A-Z][a-z ]*:  *[0-9a-f ]*$' | head -n 40 >&2
+		grep -E '^SUMMARY|Test unit written' "$log" >&2 || true
+		find "$ART" -name "$t-*" -newer "$work/$t.start" | while read -r a; do
+			echo "  replay: $bin $a" >&2
 		done
 	fi
 done
