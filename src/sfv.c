@@ -394,6 +394,76 @@ sfv_parse_key(struct sfv_parser *p, char **out)
 	return 0;
 }
 
+/* Where each key of a dictionary or parameter list being parsed sits. A
+ * repeated key overwrites the earlier one in place (§4.2.2, §4.2.3.2), so
+ * every key is looked up among those before it; a scan made that quadratic
+ * (a 300 kB field took half a minute). Short lists, which is nearly all of
+ * them, are still scanned; longer ones get an open-addressing table of
+ * index + 1, filled in lazily and rebuilt when it gets half full. */
+#define SFV_KEYS_SCAN 16
+
+struct sfv_keys {
+	size_t *slot;
+	size_t cap;  /* a power of two, or 0 */
+	size_t have; /* keys 0..have-1 are in the table */
+};
+
+static size_t
+sfv_keys_hash(const char *k)
+{
+	size_t h = 14695981039346656037ull; /* FNV-1a */
+
+	for (; *k != '\0'; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ull;
+	return h;
+}
+
+/* Index of key among the n keys key_at(v, 0..n-1), or n when absent. */
+static size_t
+sfv_keys_find(struct sfv_keys *ix, const void *v, size_t n,
+              const char *(*key_at)(const void *, size_t), const char *key)
+{
+	size_t i, h, mask;
+
+	if (n <= SFV_KEYS_SCAN) {
+		for (i = 0; i < n; i++)
+			if (strcmp(key_at(v, i), key) == 0)
+				return i;
+		return n;
+	}
+	if (ix->cap < 2 * n) {
+		free(ix->slot);
+		for (ix->cap = 64; ix->cap < 4 * n; ix->cap *= 2)
+			;
+		ix->slot = xcalloc(ix->cap, sizeof(*ix->slot));
+		ix->have = 0;
+	}
+	mask = ix->cap - 1;
+	for (; ix->have < n; ix->have++) {
+		h = sfv_keys_hash(key_at(v, ix->have)) & mask;
+		while (ix->slot[h] != 0)
+			h = (h + 1) & mask;
+		ix->slot[h] = ix->have + 1;
+	}
+	for (h = sfv_keys_hash(key) & mask; ix->slot[h] != 0;
+	     h = (h + 1) & mask)
+		if (strcmp(key_at(v, ix->slot[h] - 1), key) == 0)
+			return ix->slot[h] - 1;
+	return n;
+}
+
+static const char *
+sfv_member_key(const void *v, size_t i)
+{
+	return ((const struct sfv_member *)v)[i].key;
+}
+
+static const char *
+sfv_param_key(const void *v, size_t i)
+{
+	return ((const struct sfv_param *)v)[i].key;
+}
+
 void
 sfv_params_put(struct sfv_params *p, const char *key, struct sfv_bare *value)
 {
@@ -418,8 +488,10 @@ sfv_params_put(struct sfv_params *p, const char *key, struct sfv_bare *value)
 static int
 sfv_parse_params(struct sfv_parser *p, struct sfv_params *out)
 {
+	struct sfv_keys ix = {0};
 	struct sfv_bare value;
 	char *key = NULL;
+	size_t i, cap = 0;
 
 	memset(out, 0, sizeof(*out));
 	while (sfv_peek(p) == ';') {
@@ -435,12 +507,26 @@ sfv_parse_params(struct sfv_parser *p, struct sfv_params *out)
 			if (sfv_parse_bare(p, &value) == -1)
 				goto fail;
 		}
-		sfv_params_put(out, key, &value);
-		free(key);
+		i = sfv_keys_find(&ix, out->v, out->n, sfv_param_key, key);
+		if (i < out->n) {
+			sfv_bare_free(&out->v[i].value);
+			out->v[i].value = value;
+			free(key);
+		} else {
+			if (out->n == cap) {
+				cap = cap ? 2 * cap : 4;
+				out->v =
+				    xrealloc(out->v, cap * sizeof(*out->v));
+			}
+			out->v[out->n].key = key;
+			out->v[out->n++].value = value;
+		}
 		key = NULL;
 	}
+	free(ix.slot);
 	return 0;
 fail:
+	free(ix.slot);
 	free(key);
 	sfv_params_free(out);
 	return -1;
@@ -563,6 +649,7 @@ int
 sfv_parse_dict(const char *s, size_t len, unsigned flags, struct sfv_list *out,
                char *err)
 {
+	struct sfv_keys ix = {0};
 	struct sfv_parser p;
 	struct sfv_member m;
 	size_t i;
@@ -584,9 +671,7 @@ sfv_parse_dict(const char *s, size_t len, unsigned flags, struct sfv_list *out,
 			if (sfv_parse_params(&p, &m.params) == -1)
 				goto fail_member;
 		}
-		for (i = 0; i < out->n; i++)
-			if (strcmp(out->v[i].key, m.key) == 0)
-				break;
+		i = sfv_keys_find(&ix, out->v, out->n, sfv_member_key, m.key);
 		if (i < out->n) { /* a repeated key keeps its first place */
 			char *key = out->v[i].key;
 
@@ -602,10 +687,12 @@ sfv_parse_dict(const char *s, size_t len, unsigned flags, struct sfv_list *out,
 		if (r == 0)
 			break;
 	}
+	free(ix.slot);
 	return 0;
 fail_member:
 	sfv_member_free(&m);
 fail:
+	free(ix.slot);
 	sfv_list_free(out);
 	return -1;
 }
