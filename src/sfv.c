@@ -394,6 +394,18 @@ sfv_parse_key(struct sfv_parser *p, char **out)
 	return 0;
 }
 
+/* Room for element n of an array being parsed, doubling: a hostile field
+ * holds tens of thousands of them, and growing by one element at a time
+ * copies the whole array each time under some allocators (ASan's always). */
+static void *
+sfv_grow(void *v, size_t n, size_t *cap, size_t size)
+{
+	if (n < *cap)
+		return v;
+	*cap = *cap ? 2 * *cap : 4;
+	return xrealloc(v, *cap * size);
+}
+
 /* Where each key of a dictionary or parameter list being parsed sits. A
  * repeated key overwrites the earlier one in place (§4.2.2, §4.2.3.2), so
  * every key is looked up among those before it; a scan made that quadratic
@@ -513,11 +525,8 @@ sfv_parse_params(struct sfv_parser *p, struct sfv_params *out)
 			out->v[i].value = value;
 			free(key);
 		} else {
-			if (out->n == cap) {
-				cap = cap ? 2 * cap : 4;
-				out->v =
-				    xrealloc(out->v, cap * sizeof(*out->v));
-			}
+			out->v =
+			    sfv_grow(out->v, out->n, &cap, sizeof(*out->v));
 			out->v[out->n].key = key;
 			out->v[out->n++].value = value;
 		}
@@ -537,6 +546,7 @@ static int
 sfv_parse_inner(struct sfv_parser *p, struct sfv_member *out)
 {
 	struct sfv_item it;
+	size_t cap = 0;
 
 	p->pos++; /* '(' */
 	out->is_inner = 1;
@@ -555,7 +565,7 @@ sfv_parse_inner(struct sfv_parser *p, struct sfv_member *out)
 			return -1;
 		}
 		out->items =
-		    xrealloc(out->items, (out->nitems + 1) * sizeof(it));
+		    sfv_grow(out->items, out->nitems, &cap, sizeof(it));
 		out->items[out->nitems++] = it;
 		if (sfv_eof(p))
 			return sfv_fail(p, "unterminated inner list");
@@ -578,9 +588,9 @@ sfv_parse_item_or_inner(struct sfv_parser *p, struct sfv_member *out)
 }
 
 static void
-sfv_list_push(struct sfv_list *l, struct sfv_member *m)
+sfv_list_push(struct sfv_list *l, size_t *cap, struct sfv_member *m)
 {
-	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v = sfv_grow(l->v, l->n, cap, sizeof(*l->v));
 	l->v[l->n++] = *m;
 	memset(m, 0, sizeof(*m));
 }
@@ -623,6 +633,7 @@ sfv_parse_list(const char *s, size_t len, unsigned flags, struct sfv_list *out,
 {
 	struct sfv_parser p;
 	struct sfv_member m;
+	size_t cap = 0;
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -633,7 +644,7 @@ sfv_parse_list(const char *s, size_t len, unsigned flags, struct sfv_list *out,
 			sfv_member_free(&m);
 			goto fail;
 		}
-		sfv_list_push(out, &m);
+		sfv_list_push(out, &cap, &m);
 		if ((r = sfv_parse_separator(&p)) == -1)
 			goto fail;
 		if (r == 0)
@@ -652,7 +663,7 @@ sfv_parse_dict(const char *s, size_t len, unsigned flags, struct sfv_list *out,
 	struct sfv_keys ix = {0};
 	struct sfv_parser p;
 	struct sfv_member m;
-	size_t i;
+	size_t i, cap = 0;
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -681,7 +692,7 @@ sfv_parse_dict(const char *s, size_t len, unsigned flags, struct sfv_list *out,
 			free(m.key);
 			out->v[i].key = key;
 		} else
-			sfv_list_push(out, &m);
+			sfv_list_push(out, &cap, &m);
 		if ((r = sfv_parse_separator(&p)) == -1)
 			goto fail;
 		if (r == 0)
