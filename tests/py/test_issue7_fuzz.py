@@ -9,6 +9,7 @@
 Served through the real daemon; the sanitizer build runs it too.
 """
 
+import os
 import threading
 import time
 
@@ -19,6 +20,7 @@ from test_proxy_security import (assert_clean_head, base_rules, decode_body, exc
                                  rss_mib, serves)
 
 FOLDS = 25000  # 100 kB of fold lines, well inside what libcurl accepts
+SANITIZER = bool(os.environ.get("AAUTH_SANITIZER"))
 
 
 @pytest.fixture
@@ -67,5 +69,8 @@ def test_fold_flood_costs_linear_memory_and_time(world, hostile):
     # The folds are joined with one SP each, as RFC 9112 §5.2 allows.
     assert fields.get("x-a") == ["a" + " x" * FOLDS]
     assert decode_body(fields, rest) == b"ok"
-    assert peak[0] - base < 32, f"RSS grew {peak[0] - base:.0f} MiB on 100 kB of fold lines"
+    if not SANITIZER:
+        # (libcurl reallocates its own copy of the header at every fold
+        # line, and ASan's quarantine keeps up to 256 MiB of what it frees.)
+        assert peak[0] - base < 32, f"RSS grew {peak[0] - base:.0f} MiB on 100 kB of fold lines"
     serves(w)
