@@ -2,7 +2,8 @@
 # aauth-proxy developer entry point — the README's two quick-start commands:
 #   ./dev.sh run    install what is missing, build, start the demo resource and the proxy on
 #                   conf/aauth-proxy.json, print a `try:` command that gets a verified request
-#   ./dev.sh test   install what is missing, build (plain + ASan/UBSan), run every test suite
+#   ./dev.sh test   install what is missing, build (plain + ASan/UBSan + libFuzzer), run every
+#                   test suite; FUZZ_SECONDS (default 20, 0 skips) bounds each fuzz target
 # Debian 12, as root (or with sudo). Safe to run again: it installs only what is missing.
 # `run` listens on 127.0.0.1:8787 (proxy) and 127.0.0.1:8790 (demo resource);
 # AAUTH_DEV_LISTEN and AAUTH_DEV_DEMO_LISTEN move them (the tests do, to stay apart).
@@ -13,7 +14,8 @@ ROOT=$PWD
 
 APT_PKGS=(gcc meson ninja-build pkg-config libevent-dev libsodium-dev libjansson-dev
           libcurl4-openssl-dev libssl-dev openssl ca-certificates curl)
-TEST_PKGS=(python3 python3-pytest python3-cryptography python3-requests python3-httpx openssl)
+TEST_PKGS=(python3 python3-pytest python3-cryptography python3-requests python3-httpx openssl
+           clang libclang-rt-14-dev)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -52,6 +54,13 @@ wait_listening() { # ADDR PID
 		sleep 0.1
 	done
 	return 1
+}
+
+build_targets() { # build DIR "TARGETS" [meson options...]: only these targets
+	local dir=$1 targets=$2; shift 2
+	if [ ! -f "$dir/build.ninja" ]; then meson setup "$dir" "$@" >/dev/null || meson setup --wipe "$dir" "$@"; fi
+	# shellcheck disable=SC2086 # a list of target names
+	meson compile -C "$dir" $targets >/dev/null || meson compile -C "$dir" $targets
 }
 
 cmd_run() {
@@ -125,6 +134,12 @@ cmd_test() {
 	say "unit tests under ASan+UBSan"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C build-asan --print-errorlogs
+	if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+		say "fuzzing (libFuzzer + ASan/UBSan, ${FUZZ_SECONDS:-20} s a target)"
+		CC=clang build_targets build-fuzz "fuzz_request fuzz_response fuzz_sfv fuzz_httpsig fuzz_config" \
+			-Dfuzz=true
+		tests/fuzz/run.sh build-fuzz
+	fi
 	if [ -f tests/node/package.json ]; then
 		say "installing Node test dependencies"
 		(cd tests/node && { [ -f package-lock.json ] && npm ci --no-audit --no-fund --silent \

@@ -1,8 +1,10 @@
 /*
  * http1: the strict HTTP/1.1 request parser (RFC 9112), the chunked decoder,
- * the field list and the writers. Every ambiguity is an error with a message
- * a client developer can act on; the head parser is one pass and resumable,
- * because it sees every byte a possibly hostile agent sends.
+ * the field list, the request writer and the response-head parser. Every
+ * ambiguity is an error with a message a client developer can act on; the
+ * request-head parser is one pass and resumable, because it sees every byte
+ * a possibly hostile agent sends; the response-head parser is fed by line,
+ * runs for every upstream response and allocates nothing once warm.
  */
 #include "http1.h"
 
@@ -66,27 +68,9 @@ http1_hexval(unsigned char c)
 	return -1;
 }
 
-static unsigned char
-http1_lower(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
-}
-
-/* ASCII case-insensitive compare of s[0..n) with a lower-case literal. */
-static int
-http1_ci_eq(const char *s, size_t n, const char *lit, size_t litlen)
-{
-	size_t i;
-
-	if (n != litlen)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (http1_lower((unsigned char)s[i]) != (unsigned char)lit[i])
-			return 0;
-	return 1;
-}
-
-#define HTTP1_CI_EQ(s, n, lit) http1_ci_eq((s), (n), lit, sizeof(lit) - 1)
+/* ASCII case-insensitive compare of s[0..n) with a literal. */
+#define HTTP1_CI_EQ(s, n, lit)                                                 \
+	((n) == sizeof(lit) - 1 && util_strncaseeq((s), lit, sizeof(lit) - 1))
 
 /* Printable rendering of untrusted bytes for an error message: at most 40
  * bytes, others as \xNN, so a hostile request cannot forge log lines. */
@@ -163,13 +147,7 @@ http_fields_add(struct http_fields *f, const char *name, const char *value)
 static int
 http_fields_name_is(const struct http_field *fl, const char *name)
 {
-	const unsigned char *a = (const unsigned char *)fl->name;
-	const unsigned char *b = (const unsigned char *)name;
-
-	for (; *a && *b; a++, b++)
-		if (http1_lower(*a) != http1_lower(*b))
-			return 0;
-	return *a == *b;
+	return util_strcaseeq(fl->name, name);
 }
 
 static int
@@ -1554,28 +1532,334 @@ http1_status_reason(int status)
 	}
 }
 
+/* ---- response heads ---- */
+
+/* Where a response field sits in the head's buffer while the head is still
+ * arriving (the buffer may move as it grows). */
+struct http1_field_at {
+	size_t name, name_len, value, value_len;
+};
+
 void
-http1_write_response_head(struct buf *out, int status,
-                          const struct http_fields *fields)
+http_response_head_init(struct http_response_head *h)
 {
-	buf_appendf(out, "HTTP/1.1 %03d %s\r\n", status,
-	            http1_status_reason(status));
-	if (fields != NULL)
-		http1_write_fields(fields, out);
-	else
-		buf_append(out, "\r\n", 2);
+	memset(h, 0, sizeof(*h));
+	buf_init(&h->buf);
+	h->cl = -1;
+	h->content_length = -1;
 }
 
 void
-http1_write_chunk(struct buf *out, const void *data, size_t len)
+http_response_head_free(struct http_response_head *h)
 {
-	if (len == 0) {
-		buf_append(out, "0\r\n\r\n", 5);
-		return;
+	buf_free(&h->buf);
+	free(h->at);
+	free(h->fields);
+	http_response_head_init(h);
+}
+
+void
+http_response_head_reset(struct http_response_head *h)
+{
+	buf_reset(&h->buf);
+	h->status = 0;
+	h->reason = NULL;
+	h->v = NULL;
+	h->n = 0;
+	h->content_length = -1;
+	h->dropped = 0;
+	h->dropped_byte = 0;
+	h->nfields = 0;
+	h->cl = -1;
+	h->te = 0;
+	h->last_framing = 0;
+	h->last_dropped = 0;
+}
+
+void
+http_response_head_trim(struct http_response_head *h, size_t keep)
+{
+	if (h->buf.cap > keep)
+		buf_free(&h->buf);
+	if (h->capfields * (sizeof(*h->at) + sizeof(*h->fields)) > keep) {
+		free(h->at);
+		free(h->fields);
+		h->at = NULL;
+		h->fields = NULL;
+		h->capfields = 0;
 	}
-	buf_appendf(out, "%zx\r\n", len);
-	buf_append(out, data, len);
-	buf_append(out, "\r\n", 2);
+	http_response_head_reset(h);
+}
+
+/* Index of the first control byte other than HTAB (or DEL) in p[0..n),
+ * n if none. Eight bytes at a time: a header line is checked for every
+ * response, and almost never has one. */
+size_t
+http1_ctl_at(const char *p, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull;
+	const uint64_t high = 0x8080808080808080ull;
+	size_t i = 0;
+	uint64_t x, d;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&x, p + i, 8);
+		/* A byte below 0x20, or a DEL (0x7f ^ 0x7f == 0). */
+		d = ((x - 0x20 * ones) & ~x) |
+		    (((x ^ 0x7f * ones) - ones) & ~(x ^ 0x7f * ones));
+		if (d & high)
+			break;
+	}
+	for (; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if (ch >= 0x20 ? ch == 0x7f : ch != '\t')
+			return i;
+	}
+	return n;
+}
+
+/* status-line = HTTP-version SP 3DIGIT SP [ reason-phrase ] (RFC 9112
+ * §4), HTTP/1.x only. The reason is relayed, so it may hold HTAB, SP, VCHAR
+ * and obs-text and nothing else: a bare CR there would start a line of the
+ * upstream's choosing in the client's head. The SP before an empty reason
+ * may be missing (old servers omit it; nothing can hide there). */
+static int
+http1_status_line(struct http_response_head *h, const char *p, size_t n,
+                  char *err)
+{
+	int status;
+
+	if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[7] < '0' ||
+	    p[7] > '9' || p[8] != ' ' || p[9] < '1' || p[9] > '5' ||
+	    p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9' ||
+	    (n > 12 && p[12] != ' ')) {
+		err_set(err, "the status line is not 'HTTP/1.x NNN reason' "
+		             "with a status from 100 to 599");
+		return -1;
+	}
+	status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	p += n > 12 ? 13 : 12;
+	n -= n > 12 ? 13 : 12;
+	if (http1_ctl_at(p, n) < n) {
+		err_set(err, "a control byte in the reason phrase");
+		return -1;
+	}
+	h->status = status;
+	buf_reset(&h->buf);
+	buf_append(&h->buf, p, n);
+	buf_appendc(&h->buf, '\0');
+	return 0;
+}
+
+/* A Content-Length value: 1*DIGIT, or a list of one value repeated
+ * ("2, 2"), which RFC 9110 §8.6 lets a recipient fold; every line of a
+ * repeated field must agree too. Anything else (a sign, a second number,
+ * an overflow) the client library might frame differently from what the
+ * proxy announces. */
+static int
+http1_resp_content_length(struct http_response_head *h, const char *v, size_t n,
+                          char *err)
+{
+	const char *end = v + n;
+	int64_t x;
+
+	while (v < end) {
+		if (*v < '0' || *v > '9')
+			goto nan;
+		for (x = 0; v < end && *v >= '0' && *v <= '9'; v++) {
+			if (x > (INT64_MAX - 9) / 10) {
+				err_set(err, "Content-Length is too large");
+				return -1;
+			}
+			x = x * 10 + (*v - '0');
+		}
+		if (h->cl != -1 && h->cl != x) {
+			err_set(err, "Content-Length values disagree");
+			return -1;
+		}
+		h->cl = x;
+		while (v < end && (*v == ' ' || *v == '\t'))
+			v++;
+		if (v == end)
+			break;
+		if (*v != ',')
+			goto nan;
+		v++;
+		while (v < end && (*v == ' ' || *v == '\t'))
+			v++;
+		if (v == end)
+			goto nan;
+	}
+	return 0;
+nan:
+	err_set(err, "Content-Length is not a decimal number");
+	return -1;
+}
+
+/* A field line dropped whole: RFC 9110 §5.5 lets a recipient drop what it
+ * cannot relay safely; the rest of the head is still good. */
+static int
+http1_resp_drop(struct http_response_head *h, unsigned char ctl)
+{
+	h->dropped++;
+	h->dropped_byte = ctl;
+	return 0;
+}
+
+/* obs-fold from an old server: continue the last value in place. It is
+ * always the last thing in the buffer (a field line appends
+ * "name\0value\0", a fold extends it), so the continuation goes over its
+ * NUL: linear in the head, where rebuilding the value at each fold cost
+ * time and memory quadratic in the fold lines (fuzz_response). */
+static int
+http1_resp_fold(struct http_response_head *h, const char *p, size_t n,
+                char *err)
+{
+	const char *end = p + n;
+	struct buf *b = &h->buf;
+	struct http1_field_at *f;
+	size_t i;
+
+	if ((i = http1_ctl_at(p, n)) < n)
+		return http1_resp_drop(h, (unsigned char)p[i]);
+	if (h->nfields == 0)
+		return 0; /* nothing to continue */
+	if (h->last_framing) {
+		/* The client library has framed by the line as it stood. */
+		err_set(err, "an obs-fold continues Content-Length or "
+		             "Transfer-Encoding");
+		return -1;
+	}
+	if (h->last_dropped)
+		return 0; /* the rest of a line already dropped */
+	/* OWS trimmed on both sides, as around any field value; one SP
+	 * where the fold was (RFC 9112 §5.2), none around nothing. */
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (p == end)
+		return 0;
+	f = &h->at[h->nfields - 1];
+	b->len = f->value + f->value_len; /* over the value's NUL */
+	buf_reserve(b, 2 + (size_t)(end - p));
+	if (f->value_len > 0)
+		b->data[b->len++] = ' ';
+	memcpy(b->data + b->len, p, (size_t)(end - p));
+	b->len += (size_t)(end - p);
+	b->data[b->len++] = '\0';
+	b->data[b->len] = '\0';
+	f->value_len = b->len - 1 - f->value;
+	return 0;
+}
+
+/* field-line = field-name ":" OWS field-value OWS (RFC 9112 §5.1). */
+static int
+http1_resp_field(struct http_response_head *h, const char *p, size_t n,
+                 char *err)
+{
+	struct buf *b = &h->buf;
+	struct http1_field_at *f;
+	const char *colon, *v, *end = p + n;
+	size_t i;
+
+	if (p[0] == ' ' || p[0] == '\t')
+		return http1_resp_fold(h, p, n, err);
+	/* The name is a token right up to the colon: "Content-Length : 5"
+	 * is not a Content-Length to curl, and must not become one to the
+	 * client either. */
+	for (i = 0; i < n && http1_tchar[(unsigned char)p[i]]; i++)
+		;
+	if (i == 0 || i == n || p[i] != ':') {
+		err_set(err, "a header line without a field name made of "
+		             "token characters right before its ':'");
+		return -1;
+	}
+	colon = p + i;
+	v = colon + 1;
+	h->last_framing =
+	    i == 14 && util_strncaseeq(p, "Content-Length", 14)      ? 1
+	    : i == 17 && util_strncaseeq(p, "Transfer-Encoding", 17) ? 2
+	                                                             : 0;
+	h->last_dropped = 0;
+	/* Relayed to the client as is: a stray CR or other control byte
+	 * must not be able to start a line of its own there. */
+	if ((i = http1_ctl_at(v, (size_t)(end - v))) < (size_t)(end - v)) {
+		if (h->last_framing) {
+			err_set(err, "a control byte in Content-Length or "
+			             "Transfer-Encoding");
+			return -1;
+		}
+		h->last_dropped = 1;
+		return http1_resp_drop(h, (unsigned char)v[i]);
+	}
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (h->last_framing == 1 &&
+	    http1_resp_content_length(h, v, (size_t)(end - v), err) == -1)
+		return -1;
+	if (h->last_framing == 2)
+		h->te = 1;
+	if (h->nfields == h->capfields) {
+		h->capfields = h->capfields ? h->capfields * 2 : 32;
+		h->at = xrealloc(h->at, h->capfields * sizeof(*h->at));
+		h->fields =
+		    xrealloc(h->fields, h->capfields * sizeof(*h->fields));
+	}
+	f = &h->at[h->nfields++];
+	f->name_len = (size_t)(colon - p);
+	f->value_len = (size_t)(end - v);
+	buf_reserve(b, f->name_len + f->value_len + 2);
+	f->name = b->len;
+	memcpy(b->data + b->len, p, f->name_len);
+	b->len += f->name_len;
+	b->data[b->len++] = '\0';
+	f->value = b->len;
+	memcpy(b->data + b->len, v, f->value_len);
+	b->len += f->value_len;
+	b->data[b->len] = '\0';
+	b->len++;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+/* The empty line: the buffer stops moving, so the offsets become
+ * pointers. */
+static void
+http1_resp_finish(struct http_response_head *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->nfields; i++) {
+		h->fields[i].name = h->buf.data + h->at[i].name;
+		h->fields[i].name_len = h->at[i].name_len;
+		h->fields[i].value = h->buf.data + h->at[i].value;
+		h->fields[i].value_len = h->at[i].value_len;
+	}
+	h->reason = h->buf.data;
+	h->v = h->fields;
+	h->n = h->nfields;
+	h->content_length = h->te ? -1 : h->cl;
+}
+
+int
+http1_response_line(struct http_response_head *h, const char *line, size_t n,
+                    char *err)
+{
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	if (n == 0) {
+		if (h->status == 0)
+			return 0;
+		http1_resp_finish(h);
+		return 1;
+	}
+	if (h->status == 0)
+		return http1_status_line(h, line, n, err);
+	return http1_resp_field(h, line, n, err);
 }
 
 int
@@ -1616,4 +1900,16 @@ http1_list_has(const char *v, size_t vlen, const char *name, size_t len)
 			return 1;
 	}
 	return 0;
+}
+
+void
+http1_write_response_head(struct buf *out, int status,
+                          const struct http_fields *fields)
+{
+	buf_appendf(out, "HTTP/1.1 %03d %s\r\n", status,
+	            http1_status_reason(status));
+	if (fields != NULL)
+		http1_write_fields(fields, out);
+	else
+		buf_append(out, "\r\n", 2);
 }

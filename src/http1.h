@@ -1,10 +1,11 @@
 /*
  * http1: the HTTP/1.1 message model shared by the signer, the command line
- * and the proxy, and a strict parser for it. Strict means ambiguity is an
+ * and the proxy, and strict parsers for it. Strict means ambiguity is an
  * error, never a guess (RFC 9112 §2.2, §6.3, §11.2): bare CR or LF, NUL,
  * obs-fold, invalid token characters, Content-Length with
  * Transfer-Encoding, differing Content-Lengths and bad chunk sizes are all
- * rejected. No networking here: the parser works on byte ranges.
+ * rejected in requests; responses get the narrower rules below. No
+ * networking here: the parsers work on byte ranges and lines.
  */
 #ifndef AAUTH_HTTP1_H
 #define AAUTH_HTTP1_H
@@ -182,16 +183,92 @@ int http1_is_hop_by_hop(const char *name, size_t len);
  * v (vlen bytes), as Connection lists options? */
 int http1_list_has(const char *v, size_t vlen, const char *name, size_t len);
 
-/* RFC 9110 token character (tchar). */
+/* "HTTP/1.1 <status> <reason>\r\n", the fields (may be NULL), "\r\n": the
+ * head of a response the program makes itself (demo-resource). */
+void http1_write_response_head(struct buf *out, int status,
+                               const struct http_fields *fields);
+
+/* Index of the first control byte other than HTAB (or DEL) in p[0..n), n
+ * if none: what may not be relayed in a field value or reason. */
+size_t http1_ctl_at(const char *p, size_t n);
+
+/* RFC 9110 token character (tchar): the one table for the whole program. */
 int http1_is_tchar(unsigned char c);
 
 /* Reason phrase for a status code ("Bad Request"); "Unknown" if none. */
 const char *http1_status_reason(int status);
-/* "HTTP/1.1 <status> <reason>\r\n", the fields (may be NULL), "\r\n". */
-void http1_write_response_head(struct buf *out, int status,
-                               const struct http_fields *fields);
-/* One chunk of a chunked body: "<hex>\r\n<data>\r\n"; len 0 writes the
- * last chunk "0\r\n\r\n". */
-void http1_write_chunk(struct buf *out, const void *data, size_t len);
+
+/* One response field line as received (OWS around the value trimmed, an
+ * obs-fold joined with SP). Both strings are NUL-terminated and point into
+ * the head's own buffer. */
+struct http_response_field {
+	const char *name;
+	const char *value;
+	size_t name_len;
+	size_t value_len;
+};
+
+struct http1_field_at; /* private to http1.c */
+
+/* A response head fed line by line, as a client library that has already
+ * split and framed it hands it over (libcurl's header callback). All of it
+ * lives in one buffer, so a head costs no allocation per field once the
+ * buffers have grown. Initialise with http_response_head_init; start the
+ * next head (after an interim 1xx, or for the next response) with
+ * http_response_head_reset. */
+struct http_response_head {
+	/* Set as soon as the status line is in (100..599); 0 before. */
+	int status;
+	/* The rest is valid once http1_response_line returned 1, until the
+	 * next call or reset. */
+	const char *reason; /* possibly empty; HTAB, SP, VCHAR, obs-text */
+	const struct http_response_field *v;
+	size_t n;
+	/* The body length from Content-Length (one value, or identical
+	 * repeats folded); -1 when there is none or Transfer-Encoding
+	 * overrides it (RFC 9112 §6.3). */
+	int64_t content_length;
+	/* Field lines dropped so far for a control byte in the value, and
+	 * the byte of the last one: for the caller's log. */
+	size_t dropped;
+	unsigned char dropped_byte;
+
+	/* Private to http1.c: "reason\0" then "name\0value\0" pairs, found
+	 * by offset while the buffer may still move. */
+	struct buf buf;
+	struct http1_field_at *at;
+	struct http_response_field *fields;
+	size_t nfields, capfields;
+	int64_t cl;
+	int te;           /* Transfer-Encoding came */
+	int last_framing; /* the last field line was CL (1) or TE (2) */
+	int last_dropped; /* the last field line was dropped */
+};
+
+void http_response_head_init(struct http_response_head *h);
+void http_response_head_free(struct http_response_head *h);
+/* Forget the head and keep the buffers for the next one. */
+void http_response_head_reset(struct http_response_head *h);
+/* Free buffers that grew beyond keep bytes (an outsized head once). */
+void http_response_head_trim(struct http_response_head *h, size_t keep);
+
+/* Feed one line of a response head, with or without its line ending (any
+ * trailing run of CR and LF is ignored). Returns 1 when the line was the
+ * empty line ending the head (the fields above are then filled; h->status
+ * says whether it was an interim 1xx), 0 to go on, -1 when the head is
+ * invalid (err says why; reset before the next head). Empty lines before
+ * the status line are skipped.
+ *
+ * By then the head is known to be one the proxy can relay without anyone
+ * reading it differently (RFC 9112 §4, §5): a status line
+ * "HTTP/1.x 3DIGIT[ reason]" with a status from 100 to 599 and no control
+ * byte in the reason; token field names right up to the ':'; Content-Length
+ * as 1*DIGIT or a list of one repeated value, agreeing across lines; no
+ * obs-fold or control byte in Content-Length or Transfer-Encoding. A field
+ * line with another control byte in its value is dropped (RFC 9110 §5.5;
+ * counted in h->dropped), and so is an obs-fold continuing it or opening
+ * the field section; any other obs-fold is joined with one SP. */
+int http1_response_line(struct http_response_head *h, const char *line,
+                        size_t n, char *err);
 
 #endif

@@ -791,23 +791,6 @@ httpsig_trim_line(const char *v, struct buf *out)
 	buf_append(out, v, n);
 }
 
-/* Is the received field name `have` the component name `want`? Component
- * names are lower case (httpsig_check_component saw to it). */
-static int
-httpsig_name_is(const char *have, const char *want)
-{
-	unsigned char h;
-
-	for (; *want != '\0'; have++, want++) {
-		h = (unsigned char)*have;
-		if (h >= 'A' && h <= 'Z')
-			h = (unsigned char)(h + ('a' - 'A'));
-		if (h != (unsigned char)*want)
-			return 0;
-	}
-	return *have == '\0';
-}
-
 /* All lines of a field, canonicalised and joined with ", " (§2.1),
  * appended to out. Returns the number of lines (0: absent). */
 static size_t
@@ -818,7 +801,7 @@ httpsig_field_joined(const struct http_request *req, const char *name,
 
 	buf_append(out, "", 0);
 	for (i = 0; i < req->fields.n; i++) {
-		if (!httpsig_name_is(req->fields.v[i].name, name))
+		if (!util_strcaseeq(req->fields.v[i].name, name))
 			continue;
 		if (n++ > 0)
 			buf_appends(out, ", ");
@@ -923,7 +906,7 @@ httpsig_value_field(const struct http_request *req,
 
 		buf_init(&line);
 		for (i = 0; i < req->fields.n; i++) {
-			if (!httpsig_name_is(req->fields.v[i].name, name))
+			if (!util_strcaseeq(req->fields.v[i].name, name))
 				continue;
 			buf_reset(&line);
 			httpsig_trim_line(req->fields.v[i].value, &line);

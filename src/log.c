@@ -99,6 +99,9 @@ log_json_write(const char *line, size_t len)
 	fflush(f);
 }
 
+static void log_vwrite(enum log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {

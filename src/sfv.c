@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http1.h"
 #include "sfv.h"
 
 /* Integers and decimals are bounded by §3.3.1/§3.3.2. */
@@ -89,15 +90,6 @@ sfv_is_digit(int c)
 	return c >= '0' && c <= '9';
 }
 
-/* RFC 9110 tchar. */
-static int
-sfv_is_tchar(int c)
-{
-	if (sfv_is_alpha(c) || sfv_is_digit(c))
-		return 1;
-	return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 static int
 sfv_is_keychar(int c)
 {
@@ -122,7 +114,8 @@ sfv_is_token(const char *s)
 	if (!sfv_is_alpha((unsigned char)*s) && *s != '*')
 		return 0;
 	for (s++; *s; s++)
-		if (!sfv_is_tchar((unsigned char)*s) && *s != ':' && *s != '/')
+		if (!http1_is_tchar((unsigned char)*s) && *s != ':' &&
+		    *s != '/')
 			return 0;
 	return 1;
 }
@@ -292,7 +285,7 @@ sfv_parse_token(struct sfv_parser *p, struct sfv_bare *out)
 	p->pos++; /* first char already checked */
 	while (!sfv_eof(p)) {
 		c = sfv_peek(p);
-		if (!sfv_is_tchar(c) && c != ':' && c != '/')
+		if (!http1_is_tchar((unsigned char)c) && c != ':' && c != '/')
 			break;
 		p->pos++;
 	}
@@ -401,6 +394,88 @@ sfv_parse_key(struct sfv_parser *p, char **out)
 	return 0;
 }
 
+/* Room for element n of an array being parsed, doubling: a hostile field
+ * holds tens of thousands of them, and growing by one element at a time
+ * copies the whole array each time under some allocators (ASan's always). */
+static void *
+sfv_grow(void *v, size_t n, size_t *cap, size_t size)
+{
+	if (n < *cap)
+		return v;
+	*cap = *cap ? 2 * *cap : 4;
+	return xrealloc(v, *cap * size);
+}
+
+/* Where each key of a dictionary or parameter list being parsed sits. A
+ * repeated key overwrites the earlier one in place (§4.2.2, §4.2.3.2), so
+ * every key is looked up among those before it; a scan made that quadratic
+ * (a 300 kB field took half a minute). Short lists, which is nearly all of
+ * them, are still scanned; longer ones get an open-addressing table of
+ * index + 1, filled in lazily and rebuilt when it gets half full. */
+#define SFV_KEYS_SCAN 16
+
+struct sfv_keys {
+	size_t *slot;
+	size_t cap;  /* a power of two, or 0 */
+	size_t have; /* keys 0..have-1 are in the table */
+};
+
+static size_t
+sfv_keys_hash(const char *k)
+{
+	size_t h = 14695981039346656037ull; /* FNV-1a */
+
+	for (; *k != '\0'; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ull;
+	return h;
+}
+
+/* Index of key among the n keys key_at(v, 0..n-1), or n when absent. */
+static size_t
+sfv_keys_find(struct sfv_keys *ix, const void *v, size_t n,
+              const char *(*key_at)(const void *, size_t), const char *key)
+{
+	size_t i, h, mask;
+
+	if (n <= SFV_KEYS_SCAN) {
+		for (i = 0; i < n; i++)
+			if (strcmp(key_at(v, i), key) == 0)
+				return i;
+		return n;
+	}
+	if (ix->cap < 2 * n) {
+		free(ix->slot);
+		for (ix->cap = 64; ix->cap < 4 * n; ix->cap *= 2)
+			;
+		ix->slot = xcalloc(ix->cap, sizeof(*ix->slot));
+		ix->have = 0;
+	}
+	mask = ix->cap - 1;
+	for (; ix->have < n; ix->have++) {
+		h = sfv_keys_hash(key_at(v, ix->have)) & mask;
+		while (ix->slot[h] != 0)
+			h = (h + 1) & mask;
+		ix->slot[h] = ix->have + 1;
+	}
+	for (h = sfv_keys_hash(key) & mask; ix->slot[h] != 0;
+	     h = (h + 1) & mask)
+		if (strcmp(key_at(v, ix->slot[h] - 1), key) == 0)
+			return ix->slot[h] - 1;
+	return n;
+}
+
+static const char *
+sfv_member_key(const void *v, size_t i)
+{
+	return ((const struct sfv_member *)v)[i].key;
+}
+
+static const char *
+sfv_param_key(const void *v, size_t i)
+{
+	return ((const struct sfv_param *)v)[i].key;
+}
+
 void
 sfv_params_put(struct sfv_params *p, const char *key, struct sfv_bare *value)
 {
@@ -425,8 +500,10 @@ sfv_params_put(struct sfv_params *p, const char *key, struct sfv_bare *value)
 static int
 sfv_parse_params(struct sfv_parser *p, struct sfv_params *out)
 {
+	struct sfv_keys ix = {0};
 	struct sfv_bare value;
 	char *key = NULL;
+	size_t i, cap = 0;
 
 	memset(out, 0, sizeof(*out));
 	while (sfv_peek(p) == ';') {
@@ -442,12 +519,23 @@ sfv_parse_params(struct sfv_parser *p, struct sfv_params *out)
 			if (sfv_parse_bare(p, &value) == -1)
 				goto fail;
 		}
-		sfv_params_put(out, key, &value);
-		free(key);
+		i = sfv_keys_find(&ix, out->v, out->n, sfv_param_key, key);
+		if (i < out->n) {
+			sfv_bare_free(&out->v[i].value);
+			out->v[i].value = value;
+			free(key);
+		} else {
+			out->v =
+			    sfv_grow(out->v, out->n, &cap, sizeof(*out->v));
+			out->v[out->n].key = key;
+			out->v[out->n++].value = value;
+		}
 		key = NULL;
 	}
+	free(ix.slot);
 	return 0;
 fail:
+	free(ix.slot);
 	free(key);
 	sfv_params_free(out);
 	return -1;
@@ -458,6 +546,7 @@ static int
 sfv_parse_inner(struct sfv_parser *p, struct sfv_member *out)
 {
 	struct sfv_item it;
+	size_t cap = 0;
 
 	p->pos++; /* '(' */
 	out->is_inner = 1;
@@ -476,7 +565,7 @@ sfv_parse_inner(struct sfv_parser *p, struct sfv_member *out)
 			return -1;
 		}
 		out->items =
-		    xrealloc(out->items, (out->nitems + 1) * sizeof(it));
+		    sfv_grow(out->items, out->nitems, &cap, sizeof(it));
 		out->items[out->nitems++] = it;
 		if (sfv_eof(p))
 			return sfv_fail(p, "unterminated inner list");
@@ -499,9 +588,9 @@ sfv_parse_item_or_inner(struct sfv_parser *p, struct sfv_member *out)
 }
 
 static void
-sfv_list_push(struct sfv_list *l, struct sfv_member *m)
+sfv_list_push(struct sfv_list *l, size_t *cap, struct sfv_member *m)
 {
-	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v = sfv_grow(l->v, l->n, cap, sizeof(*l->v));
 	l->v[l->n++] = *m;
 	memset(m, 0, sizeof(*m));
 }
@@ -544,6 +633,7 @@ sfv_parse_list(const char *s, size_t len, unsigned flags, struct sfv_list *out,
 {
 	struct sfv_parser p;
 	struct sfv_member m;
+	size_t cap = 0;
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -554,7 +644,7 @@ sfv_parse_list(const char *s, size_t len, unsigned flags, struct sfv_list *out,
 			sfv_member_free(&m);
 			goto fail;
 		}
-		sfv_list_push(out, &m);
+		sfv_list_push(out, &cap, &m);
 		if ((r = sfv_parse_separator(&p)) == -1)
 			goto fail;
 		if (r == 0)
@@ -570,9 +660,10 @@ int
 sfv_parse_dict(const char *s, size_t len, unsigned flags, struct sfv_list *out,
                char *err)
 {
+	struct sfv_keys ix = {0};
 	struct sfv_parser p;
 	struct sfv_member m;
-	size_t i;
+	size_t i, cap = 0;
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -591,9 +682,7 @@ sfv_parse_dict(const char *s, size_t len, unsigned flags, struct sfv_list *out,
 			if (sfv_parse_params(&p, &m.params) == -1)
 				goto fail_member;
 		}
-		for (i = 0; i < out->n; i++)
-			if (strcmp(out->v[i].key, m.key) == 0)
-				break;
+		i = sfv_keys_find(&ix, out->v, out->n, sfv_member_key, m.key);
 		if (i < out->n) { /* a repeated key keeps its first place */
 			char *key = out->v[i].key;
 
@@ -603,16 +692,18 @@ sfv_parse_dict(const char *s, size_t len, unsigned flags, struct sfv_list *out,
 			free(m.key);
 			out->v[i].key = key;
 		} else
-			sfv_list_push(out, &m);
+			sfv_list_push(out, &cap, &m);
 		if ((r = sfv_parse_separator(&p)) == -1)
 			goto fail;
 		if (r == 0)
 			break;
 	}
+	free(ix.slot);
 	return 0;
 fail_member:
 	sfv_member_free(&m);
 fail:
+	free(ix.slot);
 	sfv_list_free(out);
 	return -1;
 }

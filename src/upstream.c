@@ -1,8 +1,9 @@
 /*
  * upstream: libcurl's multi interface on the proxy's libevent loop (socket
  * and timer callbacks + curl_multi_socket_action). Owns the easy-handle
- * pool, the shared DNS/TLS-session cache, response-head parsing and the
- * mapping of curl failures to HTTP statuses and RFC 9209 error types.
+ * pool, the shared DNS/TLS-session cache, the feeding of response-head
+ * lines to http1's parser, and the mapping of curl failures to HTTP
+ * statuses and RFC 9209 error types.
  */
 #include "upstream.h"
 
@@ -44,12 +45,6 @@ struct upstream_sock {
 	int parked; /* curl does not watch this socket at the moment */
 };
 
-/* Where a response field sits in the request's head buffer while the
- * head is still arriving (the buffer may move as it grows). */
-struct upstream_field_at {
-	size_t name, name_len, value, value_len;
-};
-
 struct upstream {
 	struct event_base *base;
 	CURLM *multi;
@@ -81,7 +76,6 @@ struct upstream_req {
 	void *arg;
 	int check_private;
 	int head_done;
-	int status;
 	size_t trailer_bytes; /* received after the final head */
 	struct buf trailers;  /* the lines relayed after the last chunk */
 	int sock_errno;       /* socket() failed with this (EMFILE, ...) */
@@ -94,19 +88,8 @@ struct upstream_req {
 	struct curl_slist *hlist;
 	size_t hcap;
 	struct buf hbuf;
-	/* The response head: reason and "name\0value\0" pairs. */
-	struct buf head;
-	size_t reason_at;
-	struct upstream_field_at *at;
-	struct upstream_field *fields;
-	size_t nfields, capfields;
-	/* Framing fields of the head so far: the Content-Length value (-1
-	 * none), whether Transfer-Encoding came, and whether the last field
-	 * line was one of those two (an obs-fold may not extend it: curl has
-	 * already framed by the line as it stood). */
-	int64_t cl;
-	int te;
-	int last_framing;
+	/* The response head, parsed as curl hands over its lines. */
+	struct http_response_head head;
 	/* Why we stopped the transfer (the response head is invalid, or
 	 * too much came after it); empty while we have not. bad_error is
 	 * the RFC 9209 type, http_protocol_error unless set. */
@@ -292,254 +275,28 @@ upstream_closesocket_cb(void *arg, curl_socket_t fd)
 	return close(fd);
 }
 
-/* tchar (RFC 9110 §5.6.2): what a field name is made of. */
-static const unsigned char upstream_tchar[256] = {
-    ['!'] = 1,         ['#'] = 1,         ['$'] = 1, ['%'] = 1,
-    ['&'] = 1,         ['\''] = 1,        ['*'] = 1, ['+'] = 1,
-    ['-'] = 1,         ['.'] = 1,         ['^'] = 1, ['_'] = 1,
-    ['`'] = 1,         ['|'] = 1,         ['~'] = 1, ['0' ... '9'] = 1,
-    ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
-};
-
+/* The response head is invalid: remember why (curl only says "failed
+ * writing header" once the header callback returns 0). */
 static void
-upstream_head_reset(struct upstream_req *r)
-{
-	buf_reset(&r->head);
-	r->nfields = 0;
-	r->reason_at = 0;
-	r->status = 0;
-	r->cl = -1;
-	r->te = 0;
-	r->last_framing = 0;
-}
-
-/* The response head is invalid: remember why and make curl stop (the
- * header callback returns 0). */
-static int
 upstream_bad(struct upstream_req *r, const char *why)
 {
 	if (r->bad[0] == '\0')
 		snprintf(r->bad, sizeof(r->bad),
-		         "the upstream sent an invalid response head: %s", why);
-	return -1;
-}
-
-/* Index of the first control byte other than HTAB (or DEL) in p[0..n),
- * n if none. Eight bytes at a time: a header line is checked for every
- * response, and almost never has one. */
-static size_t
-upstream_ctl_at(const char *p, size_t n)
-{
-	const uint64_t ones = 0x0101010101010101ull;
-	const uint64_t high = 0x8080808080808080ull;
-	size_t i = 0;
-	uint64_t x, d;
-
-	for (; i + 8 <= n; i += 8) {
-		memcpy(&x, p + i, 8);
-		/* A byte below 0x20, or a DEL (0x7f ^ 0x7f == 0). */
-		d = ((x - 0x20 * ones) & ~x) |
-		    (((x ^ 0x7f * ones) - ones) & ~(x ^ 0x7f * ones));
-		if (d & high)
-			break;
-	}
-	for (; i < n; i++) {
-		unsigned char ch = (unsigned char)p[i];
-
-		if (ch >= 0x20 ? ch == 0x7f : ch != '\t')
-			return i;
-	}
-	return n;
-}
-
-/* status-line = HTTP-version SP 3DIGIT SP [ reason-phrase ] (RFC 9112
- * §4), HTTP/1.x only. The reason is relayed, so it may hold HTAB, SP,
- * VCHAR and obs-text and nothing else: a bare CR there would start a line
- * of the upstream's choosing in the client's head. The SP before an empty
- * reason may be missing (old servers omit it; nothing can hide there). */
-static int
-upstream_status_line(struct upstream_req *r, const char *p, size_t n)
-{
-	int status;
-
-	if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[7] < '0' ||
-	    p[7] > '9' || p[8] != ' ' || p[9] < '1' || p[9] > '5' ||
-	    p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9' ||
-	    (n > 12 && p[12] != ' '))
-		return upstream_bad(r, "the status line is not "
-		                       "'HTTP/1.x NNN reason' with a status "
-		                       "from 100 to 599");
-	status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-	p += n > 12 ? 13 : 12;
-	n -= n > 12 ? 13 : 12;
-	if (upstream_ctl_at(p, n) < n)
-		return upstream_bad(r, "a control byte in the reason phrase");
-	r->status = status;
-	buf_reset(&r->head);
-	r->reason_at = 0;
-	buf_append(&r->head, p, n);
-	buf_appendc(&r->head, '\0');
-	return 0;
-}
-
-/* A Content-Length value: 1*DIGIT, or a list of one value repeated
- * ("2, 2"), which RFC 9110 §8.6 lets a recipient fold; every line of a
- * repeated field must agree too. Anything else (a sign, a second number,
- * an overflow) curl might frame differently from what we announce. */
-static int
-upstream_content_length(struct upstream_req *r, const char *v, size_t n)
-{
-	const char *end = v + n;
-	int64_t x;
-
-	while (v < end) {
-		if (*v < '0' || *v > '9')
-			return upstream_bad(r, "Content-Length is not a "
-			                       "decimal number");
-		for (x = 0; v < end && *v >= '0' && *v <= '9'; v++) {
-			if (x > (INT64_MAX - 9) / 10)
-				return upstream_bad(r, "Content-Length is "
-				                       "too large");
-			x = x * 10 + (*v - '0');
-		}
-		if (r->cl != -1 && r->cl != x)
-			return upstream_bad(r, "Content-Length values "
-			                       "disagree");
-		r->cl = x;
-		while (v < end && (*v == ' ' || *v == '\t'))
-			v++;
-		if (v == end)
-			break;
-		if (*v != ',')
-			return upstream_bad(r, "Content-Length is not a "
-			                       "decimal number");
-		v++;
-		while (v < end && (*v == ' ' || *v == '\t'))
-			v++;
-		if (v == end)
-			return upstream_bad(r, "Content-Length is not a "
-			                       "decimal number");
-	}
-	return 0;
-}
-
-/* field-line = field-name ":" OWS field-value OWS (RFC 9112 §5.1). */
-static int
-upstream_field_line(struct upstream_req *r, const char *p, size_t n)
-{
-	struct buf *b = &r->head;
-	struct upstream_field_at *f;
-	const char *colon, *v, *end = p + n;
-	size_t i;
-
-	if (p[0] == ' ' || p[0] == '\t') {
-		/* obs-fold from an old server: continue the last value,
-		 * rebuilt at the end of the buffer. */
-		size_t old;
-
-		if ((i = upstream_ctl_at(p, n)) < n)
-			goto ctl;
-		if (r->nfields == 0)
-			return 0;
-		if (r->last_framing)
-			return upstream_bad(r, "an obs-fold continues "
-			                       "Content-Length or "
-			                       "Transfer-Encoding");
-		while (p < end && (*p == ' ' || *p == '\t'))
-			p++;
-		f = &r->at[r->nfields - 1];
-		old = b->len;
-		buf_reserve(b, f->value_len + 2 + (size_t)(end - p));
-		memcpy(b->data + b->len, b->data + f->value, f->value_len);
-		b->len += f->value_len;
-		buf_appendc(b, ' ');
-		buf_append(b, p, (size_t)(end - p));
-		buf_appendc(b, '\0');
-		f->value = old;
-		f->value_len = b->len - 1 - old;
-		return 0;
-	}
-	/* The name is a token right up to the colon: "Content-Length : 5"
-	 * is not a Content-Length to curl, and must not become one to the
-	 * client either. */
-	for (i = 0; i < n && upstream_tchar[(unsigned char)p[i]]; i++)
-		;
-	if (i == 0 || i == n || p[i] != ':')
-		return upstream_bad(r, "a header line without a field name "
-		                       "made of token characters right "
-		                       "before its ':'");
-	colon = p + i;
-	v = colon + 1;
-	r->last_framing =
-	    i == 14 && util_strncaseeq(p, "Content-Length", 14)      ? 1
-	    : i == 17 && util_strncaseeq(p, "Transfer-Encoding", 17) ? 2
-	                                                             : 0;
-	/* Relayed to the client as is: a stray CR or other control byte
-	 * must not be able to start a line of its own there. */
-	if ((i = upstream_ctl_at(v, (size_t)(end - v))) < (size_t)(end - v)) {
-		if (r->last_framing)
-			return upstream_bad(r, "a control byte in "
-			                       "Content-Length or "
-			                       "Transfer-Encoding");
-		i += (size_t)(v - p);
-		goto ctl;
-	}
-	while (v < end && (*v == ' ' || *v == '\t'))
-		v++;
-	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	if (r->last_framing == 1 &&
-	    upstream_content_length(r, v, (size_t)(end - v)) == -1)
-		return -1;
-	if (r->last_framing == 2)
-		r->te = 1;
-	if (r->nfields == r->capfields) {
-		r->capfields = r->capfields ? r->capfields * 2 : 32;
-		r->at = xrealloc(r->at, r->capfields * sizeof(*r->at));
-		r->fields =
-		    xrealloc(r->fields, r->capfields * sizeof(*r->fields));
-	}
-	f = &r->at[r->nfields++];
-	f->name_len = (size_t)(colon - p);
-	f->value_len = (size_t)(end - v);
-	buf_reserve(b, f->name_len + f->value_len + 2);
-	f->name = b->len;
-	memcpy(b->data + b->len, p, f->name_len);
-	b->len += f->name_len;
-	b->data[b->len++] = '\0';
-	f->value = b->len;
-	memcpy(b->data + b->len, v, f->value_len);
-	b->len += f->value_len;
-	b->data[b->len] = '\0';
-	b->len++;
-	b->data[b->len] = '\0';
-	return 0;
-ctl:
-	/* RFC 9110 §5.5 lets a recipient drop what it cannot relay safely;
-	 * the rest of the head is still good. */
-	log_warn("dropping an upstream header line with a control byte "
-	         "(0x%02x)",
-	         (unsigned char)p[i]);
-	return 0;
+		         "the upstream sent an invalid response head: %.110s",
+		         why);
 }
 
 static int
 upstream_head_deliver(struct upstream_req *r)
 {
+	const struct http_response_head *ph = &r->head;
 	struct upstream_head h;
-	size_t i;
 
-	for (i = 0; i < r->nfields; i++) {
-		r->fields[i].name = r->head.data + r->at[i].name;
-		r->fields[i].name_len = r->at[i].name_len;
-		r->fields[i].value = r->head.data + r->at[i].value;
-		r->fields[i].value_len = r->at[i].value_len;
-	}
-	h.status = r->status;
-	h.reason = r->head.data + r->reason_at;
-	h.v = r->fields;
-	h.n = r->nfields;
-	h.content_length = r->te ? -1 : r->cl;
+	h.status = ph->status;
+	h.reason = ph->reason;
+	h.v = ph->v;
+	h.n = ph->n;
+	h.content_length = ph->content_length;
 	return r->cbs.head(r->arg, &h);
 }
 
@@ -554,10 +311,10 @@ upstream_trailer_line(struct upstream_req *r, const char *p, size_t n)
 		n--;
 	if (n == 0)
 		return;
-	for (i = 0; i < n && upstream_tchar[(unsigned char)p[i]]; i++)
+	for (i = 0; i < n && http1_is_tchar((unsigned char)p[i]); i++)
 		;
 	if (i == 0 || i == n || p[i] != ':' ||
-	    upstream_ctl_at(p + i + 1, n - i - 1) < n - i - 1 ||
+	    http1_ctl_at(p + i + 1, n - i - 1) < n - i - 1 ||
 	    http1_is_hop_by_hop(p, i) ||
 	    (i == 14 && util_strncaseeq(p, "Content-Length", 14)) ||
 	    (i == 4 && util_strncaseeq(p, "Host", 4))) {
@@ -573,7 +330,9 @@ static size_t
 upstream_header_cb(char *p, size_t size, size_t nitems, void *arg)
 {
 	struct upstream_req *r = arg;
-	size_t len = size * nitems, n = len;
+	size_t len = size * nitems, dropped;
+	char err[ERR_MAX];
+	int rc;
 
 	if (r->head_done) {
 		/* curl stores every trailer line, and a body that never ends
@@ -591,36 +350,35 @@ upstream_header_cb(char *p, size_t size, size_t nitems, void *arg)
 		upstream_trailer_line(r, p, len);
 		return len;
 	}
-	while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
-		n--;
-	if (n == 0) {
-		if (r->status == 0)
-			return len;
-		if (r->status == 101) {
-			/* The client's Upgrade is hop-by-hop and never
-			 * forwarded: nothing asked for this. */
-			upstream_bad(r, "101 Switching Protocols, but no "
-			                "upgrade was requested");
-			return 0;
-		}
-		if (r->status >= 100 && r->status < 200) {
-			/* Interim responses (100, 103) are not relayed: the
-			 * client never asked this upstream for them. */
-			upstream_head_reset(r);
-			return len;
-		}
-		r->head_done = 1;
-		r->t_head = util_mono_ms();
-		if (upstream_head_deliver(r) == -1)
-			return 0;
-		return len;
-	}
-	if (r->status == 0) {
-		if (upstream_status_line(r, p, n) == -1)
-			return 0;
-	} else if (upstream_field_line(r, p, n) == -1) {
+	dropped = r->head.dropped;
+	rc = http1_response_line(&r->head, p, len, err);
+	if (rc == -1) {
+		upstream_bad(r, err);
 		return 0;
 	}
+	if (r->head.dropped != dropped)
+		log_warn("dropping an upstream header line with a control byte "
+		         "(0x%02x)",
+		         r->head.dropped_byte);
+	if (rc == 0)
+		return len;
+	if (r->head.status == 101) {
+		/* The client's Upgrade is hop-by-hop and never forwarded:
+		 * nothing asked for this. */
+		upstream_bad(r, "101 Switching Protocols, but no upgrade was "
+		                "requested");
+		return 0;
+	}
+	if (r->head.status < 200) {
+		/* Interim responses (100, 103) are not relayed: the client
+		 * never asked this upstream for them. */
+		http_response_head_reset(&r->head);
+		return len;
+	}
+	r->head_done = 1;
+	r->t_head = util_mono_ms();
+	if (upstream_head_deliver(r) == -1)
+		return 0;
 	return len;
 }
 
@@ -653,10 +411,8 @@ upstream_req_destroy(struct upstream_req *r)
 	curl_url_cleanup(r->url);
 	free(r->hlist);
 	buf_free(&r->hbuf);
-	buf_free(&r->head);
+	http_response_head_free(&r->head);
 	buf_free(&r->trailers);
-	free(r->at);
-	free(r->fields);
 	free(r);
 }
 
@@ -724,8 +480,7 @@ upstream_release(struct upstream_req *r)
 	r->easy = NULL;
 	u->active--;
 	/* A pooled request keeps its buffers, but not an outsized one. */
-	if (r->head.cap > UPSTREAM_BUF_KEEP)
-		buf_free(&r->head);
+	http_response_head_trim(&r->head, UPSTREAM_BUF_KEEP);
 	if (r->hbuf.cap > UPSTREAM_BUF_KEEP)
 		buf_free(&r->hbuf);
 	if (u->npool < UPSTREAM_POOL_MAX) {
@@ -759,7 +514,7 @@ upstream_result_fill(struct upstream_req *r, CURLcode rc,
 	case CURLE_OK:
 		if (r->head_done) {
 			res->ok = 1;
-			res->status = r->status;
+			res->status = r->head.status;
 			if (r->trailers.len > 0) {
 				res->trailers = r->trailers.data;
 				res->trailers_len = r->trailers.len;
@@ -1005,7 +760,7 @@ upstream_start(struct upstream *u, const struct upstream_spec *s,
 		r = xcalloc(1, sizeof(*r));
 		r->u = u;
 		buf_init(&r->hbuf);
-		buf_init(&r->head);
+		http_response_head_init(&r->head);
 		buf_init(&r->trailers);
 	}
 	r->cfg = s->cfg;
@@ -1021,7 +776,7 @@ upstream_start(struct upstream *u, const struct upstream_spec *s,
 	r->trailer_bytes = 0;
 	buf_reset(&r->trailers);
 	r->sock_errno = 0;
-	upstream_head_reset(r);
+	http_response_head_reset(&r->head);
 	r->blocked[0] = '\0';
 	r->errbuf[0] = '\0';
 	r->bad[0] = '\0';

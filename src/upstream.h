@@ -50,30 +50,17 @@ struct upstream_result {
 	size_t trailers_len;
 };
 
-/* One response field line as received (OWS around the value trimmed, an
- * obs-fold joined with SP). Both strings are NUL-terminated and point into
- * the request's own buffer: valid only during the head callback. */
-struct upstream_field {
-	const char *name;
-	const char *value;
-	size_t name_len;
-	size_t value_len;
-};
-
-/* The final response head: parsed once into one buffer, so relaying it
- * costs no allocation per field. By the time it is delivered the head is
- * known to be well-formed (RFC 9112 §4, §5.1): "HTTP/1.x 3DIGIT reason"
- * with no control byte in the reason, token field names, and framing
- * curl and the relay agree on; anything else ends the exchange with 502
- * http_protocol_error before the head callback runs. */
+/* The final response head, as http1_response_line parsed it (see there
+ * for what it guarantees; anything else ends the exchange with 502
+ * http_protocol_error before the head callback runs). Everything points
+ * into the request's own buffer: valid only during the head callback. */
 struct upstream_head {
-	int status;         /* 100..599 */
+	int status;         /* 200..599 */
 	const char *reason; /* possibly empty; HTAB, SP, VCHAR, obs-text */
-	const struct upstream_field *v;
+	const struct http_response_field *v;
 	size_t n;
-	/* The body length from Content-Length (one value, or identical
-	 * repeats folded); -1 when there is none or Transfer-Encoding
-	 * overrides it (RFC 9112 §6.3; curl then removes the chunking and
+	/* The body length from Content-Length; -1 when there is none or
+	 * Transfer-Encoding overrides it (curl then removes the chunking and
 	 * the body must be re-framed). Never relay the upstream's own
 	 * Content-Length text: write this number instead. */
 	int64_t content_length;

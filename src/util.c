@@ -5,7 +5,6 @@
  */
 #include "util.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -251,11 +250,20 @@ fail:
 	return -1;
 }
 
+/* ASCII only, whatever the locale: HTTP names and hosts are ASCII, and
+ * this runs for every field of every message (no tolower() call). */
+static inline unsigned
+util_ascii_lower(unsigned char c)
+{
+	return (unsigned)c - 'A' < 26u ? (unsigned)c + 32u : (unsigned)c;
+}
+
 int
 util_strcaseeq(const char *a, const char *b)
 {
 	for (; *a && *b; a++, b++)
-		if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+		if (util_ascii_lower((unsigned char)*a) !=
+		    util_ascii_lower((unsigned char)*b))
 			return 0;
 	return *a == *b;
 }
@@ -268,15 +276,10 @@ util_strncaseeq(const char *a, const char *b, size_t n)
 	/* ASCII only, without the locale: names and hosts are ASCII, and
 	 * this runs for every header field of every request. */
 	for (i = 0; i < n; i++) {
-		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-
-		if ((unsigned)(x - 'A') < 26u)
-			x += 32;
-		if ((unsigned)(y - 'A') < 26u)
-			y += 32;
-		if (x != y)
+		if (util_ascii_lower((unsigned char)a[i]) !=
+		    util_ascii_lower((unsigned char)b[i]))
 			return 0;
-		if (x == '\0')
+		if (a[i] == '\0')
 			return 1;
 	}
 	return 1;
@@ -286,7 +289,7 @@ void
 util_lower(char *s)
 {
 	for (; *s; s++)
-		*s = (char)tolower((unsigned char)*s);
+		*s = (char)util_ascii_lower((unsigned char)*s);
 }
 
 void

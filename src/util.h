@@ -39,7 +39,8 @@ void buf_appends(struct buf *b, const char *s);
 void buf_appendc(struct buf *b, char c);
 void buf_appendf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void buf_vappendf(struct buf *b, const char *fmt, va_list ap);
+void buf_vappendf(struct buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Hand the bytes to the caller (who frees them) and reset the buffer. */
 char *buf_steal(struct buf *b);
 
@@ -58,7 +59,9 @@ long b64_decode(const char *src, size_t srclen, enum b64_variant v,
 /* Read a whole file (or stdin for "-") into a buffer. */
 int util_read_file(const char *path, struct buf *out, size_t max, char *err);
 
-/* ASCII case-insensitive helpers (header names, hosts). */
+/* ASCII case-insensitive helpers (header names, hosts), locale-free: the
+ * one case-insensitive compare of the program. strncaseeq compares at most
+ * n bytes and stops early where both strings end. */
 int util_strcaseeq(const char *a, const char *b);
 int util_strncaseeq(const char *a, const char *b, size_t n);
 void util_lower(char *s);

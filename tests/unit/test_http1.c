@@ -1,7 +1,9 @@
 /*
- * test_http1: the strict request parser, the chunked decoder, the field list
- * and the writers. Every head is parsed three ways (all at once, one byte at
- * a time, random splits) and the three results must agree.
+ * test_http1: the strict request parser, the chunked decoder, the field list,
+ * the writer and the response-head parser. Every request head is parsed three
+ * ways (all at once, one byte at a time, random splits) and the three results
+ * must agree; every response head two ways (line slices with their endings,
+ * and short-lived copies without).
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -1334,31 +1336,17 @@ static void
 test_writers(void)
 {
 	struct http_request r;
-	struct http_fields f;
 	struct buf b, dec;
 	struct http_chunked c;
 	char err[ERR_MAX];
 	size_t used;
 
 	buf_init(&b);
-	http_fields_init(&f);
-	http_fields_add(&f, "Content-Type", "text/plain");
-	http1_write_response_head(&b, 431, &f);
-	CHECK_STREQ(b.data, "HTTP/1.1 431 Request Header Fields Too Large\r\n"
-	                    "Content-Type: text/plain\r\n\r\n");
-	buf_reset(&b);
-	http1_write_response_head(&b, 200, NULL);
-	CHECK_STREQ(b.data, "HTTP/1.1 200 OK\r\n\r\n");
 	CHECK_STREQ(http1_status_reason(505), "HTTP Version Not Supported");
 	CHECK_STREQ(http1_status_reason(799), "Unknown");
-	http_fields_free(&f);
 
-	buf_reset(&b);
-	http1_write_chunk(&b, "hello world, 26 bytes long!", 27);
-	http1_write_chunk(&b, "x", 1);
-	http1_write_chunk(&b, NULL, 0);
-	CHECK_STREQ(b.data, "1b\r\nhello world, 26 bytes long!\r\n1\r\nx\r\n"
-	                    "0\r\n\r\n");
+	buf_appends(&b, "1b\r\nhello world, 26 bytes long!\r\n1\r\nx\r\n"
+	                "0\r\n\r\n");
 	buf_init(&dec);
 	http_chunked_init(&c);
 	CHECK(http_chunked_decode(&c, b.data, b.len, &dec, &used, err) == 1);
@@ -1383,6 +1371,479 @@ test_writers(void)
 	CHECK(r.method == NULL && r.port == -1 && r.content_length == -1 &&
 	      r.fields.n == 0 && r.progress.pos == 0);
 	buf_free(&b);
+}
+
+/* ---- response heads ---- */
+
+/* Feed raw[0..n) to the response-head parser the way curl hands it over:
+ * split after each LF. mode 0 passes slices of raw with their endings;
+ * mode 1 passes each line without its ending from a heap copy that is
+ * poisoned and freed right after the call (the parser must keep nothing
+ * of the caller's). Returns the first non-zero result (1 head complete,
+ * -1 invalid), 0 when the input ran out first; *used is the bytes fed. */
+static int
+resp_feed(struct http_response_head *h, const char *raw, size_t n, int mode,
+          size_t *used, char *err)
+{
+	size_t i = 0, e;
+	int rc = 0;
+
+	while (i < n && rc == 0) {
+		const char *lf = memchr(raw + i, '\n', n - i);
+
+		e = lf ? (size_t)(lf - raw) + 1 : n;
+		if (mode == 0) {
+			rc = http1_response_line(h, raw + i, e - i, err);
+		} else {
+			size_t k = e - i;
+			char *copy;
+
+			while (k > 0 && (raw[i + k - 1] == '\n' ||
+			                 raw[i + k - 1] == '\r'))
+				k--;
+			copy = xmalloc(k + 1);
+			memcpy(copy, raw + i, k);
+			rc = http1_response_line(h, copy, k, err);
+			memset(copy, 'Z', k);
+			free(copy);
+		}
+		i = e;
+	}
+	*used = i;
+	return rc;
+}
+
+/* The head in raw parses (both ways) to status, reason, Content-Length and
+ * exactly the fields given as name, value pairs (NULL-terminated), with
+ * `dropped` lines dropped; nothing after the empty line is consumed. */
+static void
+resp_ok_at(int line, const char *raw, size_t n, int status, const char *reason,
+           int64_t cl, size_t dropped, const char *const *fields)
+{
+	struct http_response_head h;
+	char err[ERR_MAX], why[ERR_MAX + 128];
+	size_t used, nf, i;
+	int mode, rc;
+
+	for (nf = 0; fields[nf] != NULL; nf += 2)
+		;
+	nf /= 2;
+	for (mode = 0; mode < 2; mode++) {
+		http_response_head_init(&h);
+		err[0] = '\0';
+		rc = resp_feed(&h, raw, n, mode, &used, err);
+		snprintf(why, sizeof(why), "mode %d, rc %d: %s", mode, rc, err);
+		ok_at(line, rc == 1, "response head accepted", why);
+		if (rc != 1) {
+			http_response_head_free(&h);
+			continue;
+		}
+		ok_at(line, used == n, "whole head consumed", NULL);
+		ok_at(line, h.status == status, "status", NULL);
+		ok_at(line, h.reason && strcmp(h.reason, reason) == 0, "reason",
+		      h.reason);
+		ok_at(line, h.content_length == cl, "content_length", NULL);
+		ok_at(line, h.dropped == dropped, "dropped lines", NULL);
+		ok_at(line, h.n == nf, "number of fields", NULL);
+		for (i = 0; i < nf && i < h.n; i++) {
+			const struct http_response_field *f = &h.v[i];
+
+			ok_at(line,
+			      strcmp(f->name, fields[2 * i]) == 0 &&
+			          strlen(f->name) == f->name_len,
+			      "field name", f->name);
+			ok_at(line,
+			      strcmp(f->value, fields[2 * i + 1]) == 0 &&
+			          strlen(f->value) == f->value_len,
+			      "field value", f->value);
+		}
+		http_response_head_free(&h);
+	}
+}
+
+/* The head in raw is refused (both ways) with exactly this message. */
+static void
+resp_bad_at(int line, const char *raw, size_t n, const char *want)
+{
+	struct http_response_head h;
+	char err[ERR_MAX], why[ERR_MAX * 2 + 32];
+	size_t used;
+	int mode, rc;
+
+	for (mode = 0; mode < 2; mode++) {
+		http_response_head_init(&h);
+		err[0] = '\0';
+		rc = resp_feed(&h, raw, n, mode, &used, err);
+		snprintf(why, sizeof(why),
+		         "mode %d, rc %d, got [%s], want [%s]", mode, rc, err,
+		         want);
+		ok_at(line, rc == -1 && strcmp(err, want) == 0,
+		      "response head refused", why);
+		http_response_head_free(&h);
+	}
+}
+
+#define RESP_OK(raw, st, rs, cl, dr, ...)                                      \
+	resp_ok_at(__LINE__, LIT(raw), (st), (rs), (cl), (dr),                 \
+	           (const char *const[]){__VA_ARGS__, NULL})
+#define RESP_BAD(raw, want) resp_bad_at(__LINE__, LIT(raw), (want))
+
+#define E_STATUS                                                               \
+	"the status line is not 'HTTP/1.x NNN reason' with a status from 100 " \
+	"to 599"
+#define E_REASON "a control byte in the reason phrase"
+#define E_NAME                                                                 \
+	"a header line without a field name made of token characters right "   \
+	"before its ':'"
+#define E_FOLD_FRAMING                                                         \
+	"an obs-fold continues Content-Length or Transfer-Encoding"
+#define E_CTL_FRAMING "a control byte in Content-Length or Transfer-Encoding"
+#define E_CL_NAN      "Content-Length is not a decimal number"
+#define E_CL_BIG      "Content-Length is too large"
+#define E_CL_DIFF     "Content-Length values disagree"
+
+static void
+test_response_status_line(void)
+{
+	RESP_OK("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", 200, "OK", 2, 0,
+	        "Content-Length", "2");
+	RESP_OK("HTTP/1.0 404 Not Found Here\r\n\r\n", 404, "Not Found Here",
+	        -1, 0, NULL);
+	RESP_OK("HTTP/1.9 599 x\r\n\r\n", 599, "x", -1, 0, NULL);
+	RESP_OK("HTTP/1.1 100 Continue\r\n\r\n", 100, "Continue", -1, 0, NULL);
+	/* the SP before an empty reason may be missing */
+	RESP_OK("HTTP/1.1 204\r\n\r\n", 204, "", -1, 0, NULL);
+	RESP_OK("HTTP/1.1 204 \r\n\r\n", 204, "", -1, 0, NULL);
+	/* HTAB, SP and obs-text are fine in a reason */
+	RESP_OK("HTTP/1.1 200 a\tb  \x80\xff\r\n\r\n", 200, "a\tb  \x80\xff",
+	        -1, 0, NULL);
+	/* empty lines before the status line are skipped; any run of CR and
+	 * LF ends a line */
+	RESP_OK("\r\n\r\nHTTP/1.1 200 OK\r\r\nX: 1\n\r\n", 200, "OK", -1, 0,
+	        "X", "1");
+
+	RESP_BAD("HTTP/1.1 2000 OK\r\n\r\n", E_STATUS);
+	RESP_BAD("HTTP/1.1 99 OK\r\n\r\n", E_STATUS);
+	RESP_BAD("HTTP/1.1 099 OK\r\n\r\n", E_STATUS);
+	RESP_BAD("HTTP/1.1 600 OK\r\n\r\n", E_STATUS);
+	RESP_BAD("HTTP/1.1 20\r\n\r\n", E_STATUS);
+	RESP_BAD("HTTP/1.1 2x0 OK\r\n\r\n", E_STATUS);
+	RESP_BAD("HTTP/1.1  200 OK\r\n\r\n", E_STATUS);
+	RESP_BAD("HTTP/1.1\t200 OK\r\n\r\n", E_STATUS);
+	RESP_BAD("HTTP/1.1 200\tOK\r\n\r\n", E_STATUS);
+	RESP_BAD("HTTP/1.x 200 OK\r\n\r\n", E_STATUS);
+	RESP_BAD("HTTP/2 200 OK\r\n\r\n", E_STATUS);
+	RESP_BAD("HTTP/2.0 200 OK\r\n\r\n", E_STATUS);
+	RESP_BAD("http/1.1 200 OK\r\n\r\n", E_STATUS);
+	RESP_BAD(" HTTP/1.1 200 OK\r\n\r\n", E_STATUS);
+	RESP_BAD("FOO BAR BAZ\r\nContent-Length: 2\r\n\r\n", E_STATUS);
+	RESP_BAD("ok", E_STATUS);
+
+	/* a control byte in the reason: a bare CR would start a line of the
+	 * upstream's choosing in the client's head */
+	RESP_BAD("HTTP/1.1 200 O\x01K\r\n\r\n", E_REASON);
+	RESP_BAD("HTTP/1.1 200 OK\rSet-Cookie: evil=1\r\n\r\n", E_REASON);
+	RESP_BAD("HTTP/1.1 200 O\0K\r\n\r\n", E_REASON);
+	RESP_BAD("HTTP/1.1 200 OK\x7f\r\n\r\n", E_REASON);
+	RESP_BAD("HTTP/1.1 200 a long reason phrase with\x1b[31m escape\r\n"
+	         "\r\n",
+	         E_REASON);
+}
+
+static void
+test_response_fields(void)
+{
+	/* OWS around the value trimmed, inner whitespace kept, name case
+	 * kept, empty values kept */
+	RESP_OK("HTTP/1.1 200 OK\r\nX-A: \t a  b \t\r\nx-EMPTY:\r\n"
+	        "Y:   \r\n!#$%&'*+-.^_`|~09azAZ: t\r\n\r\n",
+	        200, "OK", -1, 0, "X-A", "a  b", "x-EMPTY", "", "Y", "",
+	        "!#$%&'*+-.^_`|~09azAZ", "t");
+	/* a ':' in the value is just a byte */
+	RESP_OK("HTTP/1.1 200 OK\r\nLocation: http://h:8/x\r\n\r\n", 200, "OK",
+	        -1, 0, "Location", "http://h:8/x");
+
+	RESP_BAD("HTTP/1.1 200 OK\r\nX Bad: 1\r\n\r\n", E_NAME);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\n", E_NAME);
+	RESP_BAD("HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\n\r\n",
+	         E_NAME);
+	RESP_BAD("HTTP/1.1 200 OK\r\nX-A\t: 1\r\n\r\n", E_NAME);
+	RESP_BAD("HTTP/1.1 200 OK\r\n: v\r\n\r\n", E_NAME);
+	RESP_BAD("HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", E_NAME);
+	RESP_BAD("HTTP/1.1 200 OK\r\nX(: 1\r\n\r\n", E_NAME);
+	RESP_BAD("HTTP/1.1 200 OK\r\nX\x01: 1\r\n\r\n", E_NAME);
+	RESP_BAD("HTTP/1.1 200 OK\r\nX\0Y: 1\r\n\r\n", E_NAME);
+	RESP_BAD("HTTP/1.1 200 OK\r\n\xc3\x9c: 1\r\n\r\n", E_NAME);
+	RESP_BAD("HTTP/1.1 200 OK\r\n\"X\": 1\r\n\r\n", E_NAME);
+}
+
+static void
+test_response_control_bytes(void)
+{
+	/* a field line with a control byte in its value is dropped whole;
+	 * the rest of the head is still good */
+	RESP_OK("HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 2\r\n\r\n",
+	        200, "OK", 2, 1, "Content-Length", "2");
+	RESP_OK("HTTP/1.1 200 OK\r\nX-A: a\0b\r\nY: 1\r\n\r\n", 200, "OK", -1,
+	        1, "Y", "1");
+	RESP_OK("HTTP/1.1 200 OK\r\nX-A: a\rSet-Cookie: evil=1\r\nY: 1\r\n\r\n",
+	        200, "OK", -1, 1, "Y", "1");
+	RESP_OK("HTTP/1.1 200 OK\r\nX-A: \x7f\r\nX-B: \x1f\r\nY: 1\r\n\r\n",
+	        200, "OK", -1, 2, "Y", "1");
+	/* ... found past the first eight bytes too (the word-wise scan) */
+	RESP_OK("HTTP/1.1 200 OK\r\nX-A: 0123456789abcdef\x0b\r\n\r\n", 200,
+	        "OK", -1, 1, NULL);
+	RESP_OK("HTTP/1.1 200 OK\r\nX-A: 0123456789abcdefg\x7f\r\n\r\n", 200,
+	        "OK", -1, 1, NULL);
+	/* HTAB and obs-text are not control bytes */
+	RESP_OK("HTTP/1.1 200 OK\r\nX-A: a\tb\x80\xfe\xff 0123456789\r\n\r\n",
+	        200, "OK", -1, 0, "X-A", "a\tb\x80\xfe\xff 0123456789");
+	/* never dropped from the framing fields: refused */
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 2\x01\r\n\r\n",
+	         E_CTL_FRAMING);
+	RESP_BAD("HTTP/1.1 200 OK\r\ncontent-length: \0"
+	         "2\r\n\r\n",
+	         E_CTL_FRAMING);
+	RESP_BAD("HTTP/1.1 200 OK\r\nTransfer-Encoding: chun\x7fked\r\n\r\n",
+	         E_CTL_FRAMING);
+	RESP_BAD("HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: chunked\rX: y\r\n\r\n",
+	         E_CTL_FRAMING);
+
+	/* the byte is reported for the caller's log */
+	{
+		struct http_response_head h;
+		char err[ERR_MAX];
+
+		http_response_head_init(&h);
+		CHECK(http1_response_line(&h, LIT("HTTP/1.1 200 OK\r\n"),
+		                          err) == 0);
+		CHECK(http1_response_line(&h, LIT("X: a\x05\r\n"), err) == 0);
+		CHECK(h.dropped == 1 && h.dropped_byte == 0x05);
+		CHECK(http1_response_line(&h, LIT("\r\n"), err) == 1);
+		CHECK(h.n == 0);
+		http_response_head_free(&h);
+	}
+}
+
+static void
+test_response_obs_fold(void)
+{
+	/* joined with one SP, leading whitespace of the continuation gone */
+	RESP_OK("HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\n\t \tc d \r\nY: 1\r\n\r\n",
+	        200, "OK", -1, 0, "X-A", "a b c d", "Y", "1");
+	/* OWS around a continuation goes too; an empty one adds nothing,
+	 * and an empty value gets no leading SP */
+	RESP_OK("HTTP/1.1 200 OK\r\nX-A: a\r\n \t\r\n b \r\nX-E:\r\n e\r\n"
+	        "\r\n",
+	        200, "OK", -1, 0, "X-A", "a b", "X-E", "e");
+	/* the folded field may grow past the buffer's first size */
+	RESP_OK("HTTP/1.1 200 OK\r\nX-A: "
+	        "0123456789012345678901234567890123456789\r\n"
+	        " 0123456789012345678901234567890123456789\r\n"
+	        " 0123456789012345678901234567890123456789\r\nB: 2\r\n\r\n",
+	        200, "OK", -1, 0, "X-A",
+	        "0123456789012345678901234567890123456789 "
+	        "0123456789012345678901234567890123456789 "
+	        "0123456789012345678901234567890123456789",
+	        "B", "2");
+	/* a fold opening the field section has nothing to continue:
+	 * ignored (libcurl 7.88 crashed on a reused handle here) */
+	RESP_OK("HTTP/1.1 200 OK\r\n folded\r\nX: 1\r\n\r\n", 200, "OK", -1, 0,
+	        "X", "1");
+	/* a fold with a control byte is dropped like a field line */
+	RESP_OK("HTTP/1.1 200 OK\r\nX-A: a\r\n b\x01\r\n c\r\n\r\n", 200, "OK",
+	        -1, 1, "X-A", "a c");
+	/* the rest of a dropped line is dropped too, never glued to the
+	 * field before it */
+	RESP_OK("HTTP/1.1 200 OK\r\nX-A: a\r\nX-B: b\x01\r\n c\r\n\td\r\n"
+	        "Y: 1\r\n\r\n",
+	        200, "OK", -1, 1, "X-A", "a", "Y", "1");
+	/* Content-Length and Transfer-Encoding are framed by the line as
+	 * it stood: a fold there would make them mean something else */
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n 2\r\n\r\n",
+	         E_FOLD_FRAMING);
+	RESP_BAD("HTTP/1.1 200 OK\r\ncontent-LENGTH: 2\r\n\t\r\n\r\n",
+	         E_FOLD_FRAMING);
+	RESP_BAD("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n chunked\r\n"
+	         "\r\n",
+	         E_FOLD_FRAMING);
+	/* ... but a fold after another field is fine again */
+	RESP_OK("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: a\r\n b\r\n\r\n",
+	        200, "OK", 2, 0, "Content-Length", "2", "X", "a b");
+}
+
+static void
+test_response_framing(void)
+{
+	RESP_OK("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", 200, "OK", 0, 0,
+	        "content-length", "0");
+	RESP_OK("HTTP/1.1 200 OK\r\nContent-Length: 007\r\n\r\n", 200, "OK", 7,
+	        0, "Content-Length", "007");
+	/* a list of one value repeated, and repeated lines, fold */
+	RESP_OK("HTTP/1.1 200 OK\r\nContent-Length: 2, 2 ,\t2,2\r\n\r\n", 200,
+	        "OK", 2, 0, "Content-Length", "2, 2 ,\t2,2");
+	RESP_OK("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 02"
+	        "\r\n\r\n",
+	        200, "OK", 2, 0, "Content-Length", "2", "Content-Length", "02");
+	/* the largest value the overflow guard lets through */
+	RESP_OK("HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775799\r\n"
+	        "\r\n",
+	        200, "OK", INT64_C(9223372036854775799), 0, "Content-Length",
+	        "9223372036854775799");
+	/* Transfer-Encoding overrides Content-Length (RFC 9112 §6.3) */
+	RESP_OK("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+	        "Transfer-Encoding: chunked\r\n\r\n",
+	        200, "OK", -1, 0, "Content-Length", "100", "Transfer-Encoding",
+	        "chunked");
+	RESP_OK("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n"
+	        "Content-Length: 3\r\n\r\n",
+	        200, "OK", -1, 0, "transfer-encoding", "chunked",
+	        "Content-Length", "3");
+	/* names that only look like the framing fields */
+	RESP_OK("HTTP/1.1 200 OK\r\nContent-Lengths: x\r\nX-Content-Length: y"
+	        "\r\nTransfer-Encodings: z\r\n\r\n",
+	        200, "OK", -1, 0, "Content-Lengths", "x", "X-Content-Length",
+	        "y", "Transfer-Encodings", "z");
+
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n", E_CL_NAN);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", E_CL_NAN);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n", E_CL_NAN);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 2 3\r\n\r\n", E_CL_NAN);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 2,\r\n\r\n", E_CL_NAN);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 2, \r\n\r\n", E_CL_NAN);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: ,2\r\n\r\n", E_CL_NAN);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 2,,2\r\n\r\n", E_CL_NAN);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 1e3\r\n\r\n", E_CL_NAN);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 2;q\r\n\r\n", E_CL_NAN);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n", E_CL_DIFF);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 3, 3, 4\r\n\r\n",
+	         E_CL_DIFF);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 27"
+	         "\r\n\r\n",
+	         E_CL_DIFF);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775800\r\n"
+	         "\r\n",
+	         E_CL_BIG);
+	RESP_BAD("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n"
+	         "\r\n",
+	         E_CL_BIG);
+	/* an empty value adds no length (the client library decides) */
+	RESP_OK("HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", 200, "OK", -1, 0,
+	        "Content-Length", "");
+}
+
+/* Found by fuzz_response (corpus/response/crash-fold-quadratic): each fold
+ * used to rebuild the whole value at the end of the buffer, so the head
+ * cost time and memory quadratic in its fold lines — 100 kB of " x" lines
+ * from an upstream took the daemon from 11 to 606 MiB and stalled its loop
+ * for two seconds. A head must stay within the bytes it arrived in. */
+static void
+test_response_fold_linear(void)
+{
+	struct http_response_head h;
+	struct buf raw, want;
+	char err[ERR_MAX];
+	size_t used, i;
+
+	buf_init(&raw);
+	buf_init(&want);
+	buf_appends(&raw, "HTTP/1.1 200 OK\r\nX-A: a\r\n");
+	buf_appendc(&want, 'a');
+	for (i = 0; i < 20000; i++) {
+		buf_appends(&raw, " x\r\n");
+		buf_appends(&want, " x");
+	}
+	buf_appends(&raw, "Content-Length: 2\r\n\r\n");
+	http_response_head_init(&h);
+	CHECK(resp_feed(&h, raw.data, raw.len, 0, &used, err) == 1);
+	CHECK(h.n == 2 && h.content_length == 2);
+	CHECK(h.n > 0 && h.v[0].value_len == want.len &&
+	      strcmp(h.v[0].value, want.data) == 0);
+	CHECK(h.buf.len <= raw.len);
+	CHECK(h.buf.cap <= 2 * raw.len);
+	http_response_head_free(&h);
+	buf_free(&raw);
+	buf_free(&want);
+}
+
+/* Interim heads, reuse after reset, many fields, long lines, trimming. */
+static void
+test_response_reuse(void)
+{
+	struct http_response_head h;
+	struct buf raw;
+	char err[ERR_MAX], name[32], val[64];
+	size_t used, i;
+	int ok;
+
+	http_response_head_init(&h);
+	CHECK(resp_feed(&h,
+	                LIT("HTTP/1.1 103 Early Hints\r\n"
+	                    "Link: </x>; rel=preload\r\n\r\n"),
+	                0, &used, err) == 1);
+	CHECK(h.status == 103 && h.n == 1);
+	http_response_head_reset(&h);
+	CHECK(h.status == 0 && h.n == 0 && h.content_length == -1);
+	CHECK(resp_feed(&h,
+	                LIT("HTTP/1.1 201 Created\r\nContent-Length: 4\r\n"
+	                    "\r\n"),
+	                0, &used, err) == 1);
+	CHECK(h.status == 201 && h.content_length == 4 && h.n == 1);
+	CHECK_STREQ(h.reason, "Created");
+	CHECK_STREQ(h.v[0].name, "Content-Length");
+
+	/* a failed head, then a good one after reset: nothing carries over */
+	http_response_head_reset(&h);
+	CHECK(resp_feed(&h,
+	                LIT("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+	                    "Content-Length: 6\r\n\r\n"),
+	                0, &used, err) == -1);
+	http_response_head_reset(&h);
+	CHECK(resp_feed(&h,
+	                LIT("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n"
+	                    "X: \x01\r\n\r\n"),
+	                0, &used, err) == 1);
+	CHECK(h.content_length == 6 && h.dropped == 1 && h.n == 1);
+
+	/* 500 fields: the arrays and the buffer grow, offsets stay right */
+	http_response_head_reset(&h);
+	buf_init(&raw);
+	buf_appends(&raw, "HTTP/1.1 200 OK\r\n");
+	for (i = 0; i < 500; i++)
+		buf_appendf(&raw, "X-Field-%zu:  value number %zu  \r\n", i, i);
+	buf_appends(&raw, "\r\n");
+	CHECK(resp_feed(&h, raw.data, raw.len, 1, &used, err) == 1);
+	CHECK(h.n == 500);
+	for (i = 0, ok = 1; i < h.n && i < 500; i++) {
+		snprintf(name, sizeof(name), "X-Field-%zu", i);
+		snprintf(val, sizeof(val), "value number %zu", i);
+		ok &= strcmp(h.v[i].name, name) == 0 &&
+		      strcmp(h.v[i].value, val) == 0 &&
+		      h.v[i].value_len == strlen(val);
+	}
+	CHECK(ok);
+
+	/* a 200 kB reason and value are accepted (curl bounds the head) */
+	http_response_head_reset(&h);
+	buf_reset(&raw);
+	buf_appends(&raw, "HTTP/1.1 200 ");
+	for (i = 0; i < 200000; i++)
+		buf_appendc(&raw, 'R');
+	buf_appends(&raw, "\r\nX-A: ");
+	for (i = 0; i < 200000; i++)
+		buf_appendc(&raw, 'a');
+	buf_appends(&raw, "\r\n\r\n");
+	CHECK(resp_feed(&h, raw.data, raw.len, 0, &used, err) == 1);
+	CHECK(strlen(h.reason) == 200000 && h.n == 1 &&
+	      h.v[0].value_len == 200000);
+	/* trimming frees the outsized buffer and starts over */
+	http_response_head_trim(&h, 16 * 1024);
+	CHECK(h.buf.cap == 0 && h.status == 0 && h.n == 0);
+	CHECK(resp_feed(&h, LIT("HTTP/1.1 200 OK\r\nA: b\r\n\r\n"), 0, &used,
+	                err) == 1);
+	CHECK(h.n == 1 && strcmp(h.v[0].value, "b") == 0);
+	buf_free(&raw);
+	http_response_head_free(&h);
 }
 
 /* Typical agent request: 12 fields. Print only; timings vary by machine. */
@@ -1448,6 +1909,51 @@ bench(void)
 	      (double)(t1.tv_nsec - t0.tv_nsec)) /
 	     1000.0;
 	fprintf(stderr, "bench: %.0f ns per head fed one byte per call\n", ns);
+
+	/* a typical upstream response head, fed line by line as curl does,
+	 * into a reused head (as upstream.c's pooled requests do) */
+	{
+		static const char *const lines[] = {
+		    "HTTP/1.1 200 OK\r\n",
+		    "Date: Mon, 01 Dec 2025 13:18:00 GMT\r\n",
+		    "Content-Type: application/json; charset=utf-8\r\n",
+		    "Content-Length: 1234\r\n",
+		    "Connection: keep-alive\r\n",
+		    "Cache-Control: no-store\r\n",
+		    "X-Request-Id: 7f1c2a9e-3b44-4c1d-9a55-0d6f5e8b2c11\r\n",
+		    "Strict-Transport-Security: max-age=31536000\r\n",
+		    "Vary: Accept-Encoding\r\n",
+		    "Server: nginx\r\n",
+		    "X-Ratelimit-Remaining: 4999\r\n",
+		    "Openai-Processing-Ms: 312\r\n",
+		    "Etag: W/\"4d2-abcdef\"\r\n",
+		    "\r\n"};
+		struct http_response_head h;
+		size_t k, nl = sizeof(lines) / sizeof(lines[0]);
+		size_t lens[sizeof(lines) / sizeof(lines[0])];
+
+		for (k = 0; k < nl; k++)
+			lens[k] = strlen(lines[k]);
+		http_response_head_init(&h);
+		ok = 0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (i = 0; i < loops; i++) {
+			http_response_head_reset(&h);
+			for (k = 0; k < nl; k++)
+				ok += http1_response_line(&h, lines[k], lens[k],
+				                          err) == 1;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		CHECK(ok == loops && h.n == 12);
+		http_response_head_free(&h);
+		ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 +
+		      (double)(t1.tv_nsec - t0.tv_nsec)) /
+		     (double)loops;
+		fprintf(stderr,
+		        "bench: %.0f ns per response head of 12 fields, "
+		        "%.0f ns per line\n",
+		        ns, ns / 14);
+	}
 }
 
 /* A fragment in the target is refused, in every form, never forwarded. */
@@ -1495,6 +2001,13 @@ main(void)
 	test_vectors();
 	test_field_helpers();
 	test_writers();
+	test_response_status_line();
+	test_response_fields();
+	test_response_control_bytes();
+	test_response_obs_fold();
+	test_response_framing();
+	test_response_reuse();
+	test_response_fold_linear();
 	bench();
 	return check_done("test_http1");
 }

@@ -142,7 +142,7 @@ static size_t
 relay_run(const char *fields, int status, int64_t cl, int is_head, int minor,
           struct relay *rl, struct buf *out)
 {
-	struct upstream_field f[8];
+	struct http_response_field f[8];
 	struct upstream_head h;
 	struct evbuffer *eb = evbuffer_new();
 	char copy[512], *line, *save = NULL;

@@ -3,6 +3,7 @@
  * examples and their canonical forms) and the rejections §4.2 requires.
  */
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "sfv.h"
@@ -286,6 +287,99 @@ test_build_and_serialise(void)
 	      !sfv_is_token("a b"));
 }
 
+/* A repeated key overwrites the earlier member in place (§4.2.2), and
+ * finding it was a scan of every member so far: a 300 kB dictionary or
+ * parameter list took half a minute of one core (looked for once
+ * fuzz_response had found the same shape in the obs-fold code). Arrays grew
+ * one element at a time, which under ASan copies the whole array each
+ * time. With keys indexed and arrays doubled, 30,000 of each parse in
+ * milliseconds; the bound leaves two orders of magnitude for slow and
+ * sanitizer builds. */
+static void
+test_many_keys_linear(void)
+{
+	enum { N = 30000 };
+	struct sfv_list l;
+	struct sfv_member m;
+	struct buf b;
+	struct timespec t0, t1;
+	const struct sfv_member *d;
+	char err[ERR_MAX];
+	double secs;
+	size_t i;
+
+	buf_init(&b);
+	for (i = 0; i < N; i++)
+		buf_appendf(&b, "%sk%zu=%zu", i ? ", " : "", i, i);
+	buf_appends(&b, ", k7=dup, k0");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(sfv_parse_dict(b.data, b.len, 0, &l, err) == 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) +
+	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	fprintf(stderr, "dictionary of %d keys: %.3f s\n", N, secs);
+	CHECK(secs < 1.0);
+	/* repeats keep their first place and take the last value */
+	CHECK(l.n == N);
+	CHECK(l.n == N && strcmp(l.v[7].key, "k7") == 0 &&
+	      l.v[7].bare.type == SFV_TOKEN &&
+	      strcmp(l.v[7].bare.str, "dup") == 0);
+	CHECK(l.n == N && l.v[0].bare.type == SFV_BOOLEAN &&
+	      strcmp(l.v[N - 1].key, "k29999") == 0 &&
+	      l.v[N - 1].bare.num == N - 1);
+	CHECK((d = sfv_dict_get(&l, "k12345")) != NULL && d->bare.num == 12345);
+	sfv_list_free(&l);
+
+	buf_reset(&b);
+	buf_appends(&b, "x");
+	for (i = 0; i < N; i++)
+		buf_appendf(&b, ";p%zu=%zu", i, i);
+	buf_appends(&b, ";p3=?0");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(sfv_parse_item(b.data, b.len, 0, &m, err) == 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) +
+	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	fprintf(stderr, "item with %d parameters: %.3f s\n", N, secs);
+	CHECK(secs < 1.0);
+	CHECK(m.params.n == N);
+	CHECK(m.params.n == N && strcmp(m.params.v[3].key, "p3") == 0 &&
+	      m.params.v[3].value.type == SFV_BOOLEAN &&
+	      m.params.v[3].value.num == 0);
+	CHECK(sfv_params_get(&m.params, "p29999") != NULL &&
+	      sfv_params_get(&m.params, "p29999")->num == N - 1);
+	sfv_member_free(&m);
+
+	/* Lists and inner lists grow by doubling too. */
+	buf_reset(&b);
+	for (i = 0; i < N; i++)
+		buf_appendf(&b, "%s%zu", i ? ", " : "", i);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(sfv_parse_list(b.data, b.len, 0, &l, err) == 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) +
+	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	fprintf(stderr, "list of %d members: %.3f s\n", N, secs);
+	CHECK(secs < 1.0);
+	CHECK(l.n == N && l.v[N - 1].bare.num == N - 1);
+	sfv_list_free(&l);
+	buf_reset(&b);
+	buf_appendc(&b, '(');
+	for (i = 0; i < N; i++)
+		buf_appendf(&b, "%s%zu", i ? " " : "", i);
+	buf_appendc(&b, ')');
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(sfv_parse_member(b.data, b.len, 0, &m, err) == 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) +
+	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	fprintf(stderr, "inner list of %d items: %.3f s\n", N, secs);
+	CHECK(secs < 1.0);
+	CHECK(m.is_inner && m.nitems == N && m.items[N - 1].bare.num == N - 1);
+	sfv_member_free(&m);
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -293,5 +387,6 @@ main(void)
 	test_rejections();
 	test_access_and_raw();
 	test_build_and_serialise();
+	test_many_keys_linear();
 	return check_done("sfv");
 }
