@@ -101,7 +101,11 @@ cli_run(int argc, char **argv)
 	}
 	log_init(level ? lv : cfg->log_level, stderr);
 	cli_config_warnings(cfg, cli_run_warn, NULL);
-	rc = proxy_run(cfg, listen, nlisten);
+	{
+		struct proxy_opts po = {listen, nlisten, level != NULL};
+
+		rc = proxy_run(cfg, &po);
+	}
 out:
 	free(listen);
 	return rc;

@@ -209,6 +209,8 @@ conn_access_log(struct conn *c, struct conn_exchange *ex)
 		e.token = ex->token_hash;
 	}
 	accesslog_write(c->ctx->alog, &e);
+	metrics_request(c->ctx->metrics, e.action, e.resource, e.status,
+	                e.bytes_in, e.bytes_out);
 }
 
 /* --- exchange lifecycle --------------------------------------------------- */
@@ -439,6 +441,9 @@ conn_up_done(void *arg, const struct upstream_result *r)
 
 	ex->ureq = NULL;
 	ex->upstream_ms = r->head_ms;
+	if (r->head_ms > 0 || r->ok)
+		metrics_observe(&c->ctx->metrics->upstream,
+		                (double)r->head_ms / 1000.0);
 	conn_timer(c, 0);
 	if (r->ok) {
 		relay_end_trailers(&ex->relay, conn_out(c), r->trailers,
@@ -658,6 +663,7 @@ conn_finalise(struct conn *c)
 	struct conn_exchange *ex = c->ex;
 	struct outreq_sign sign;
 	char err[ERR_MAX], name[300];
+	uint64_t t0;
 
 	if (ex->action != ROUTE_SIGN)
 		return outreq_finalise(&ex->req, ex->has_body, NULL, err);
@@ -673,6 +679,7 @@ conn_finalise(struct conn *c)
 	}
 	sign.profile = &ex->res->profile;
 	sign.key = &ex->gen->key;
+	t0 = metrics_now_us();
 	if (outreq_finalise(&ex->req, ex->has_body, &sign, err) == -1) {
 		log_error("signing a request to %s failed: %s",
 		          conn_up_name(ex, name, sizeof(name)), err);
@@ -680,6 +687,8 @@ conn_finalise(struct conn *c)
 		           err, 0);
 		return -1;
 	}
+	metrics_observe(&c->ctx->metrics->signing,
+	                (double)(metrics_now_us() - t0) / 1e6);
 	c->ctx->metrics->signed_requests++;
 	return 0;
 }

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <jansson.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,4 +389,62 @@ out:
 		sodium_memzero(b.data, b.len);
 	buf_free(&b);
 	return rc;
+}
+
+const char *
+token_state_name(enum token_state s)
+{
+	static const char *const names[] = {"empty",      "fetching", "valid",
+	                                    "refreshing", "backoff",  "consent",
+	                                    "expired"};
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s]
+	                                                      : "unknown";
+}
+
+/* The exp claim of a JWT access token (0 when the token is opaque or has
+ * none), so operators see expiry coming even for static files. */
+static int64_t
+token_jwt_exp(const char *tok)
+{
+	const char *p = strchr(tok, '.'), *q;
+	unsigned char dec[4096];
+	json_t *o;
+	long n;
+	int64_t exp = 0;
+
+	if (p == NULL || (q = strchr(p + 1, '.')) == NULL)
+		return 0;
+	n = b64_decode(p + 1, (size_t)(q - p - 1), B64_URL_NOPAD, dec,
+	               sizeof(dec) - 1);
+	if (n <= 0)
+		return 0;
+	o = json_loadb((const char *)dec, (size_t)n, 0, NULL);
+	if (json_is_integer(json_object_get(o, "exp")))
+		exp = json_integer_value(json_object_get(o, "exp"));
+	json_decref(o);
+	sodium_memzero(dec, sizeof(dec));
+	return exp;
+}
+
+void
+token_status_get(struct token_store *ts, const struct config_resource *r,
+                 struct token_status *st)
+{
+	struct token_entry *e;
+	const char *tok;
+	char hash[13];
+
+	memset(st, 0, sizeof(*st));
+	tok = token_get(ts, r, hash, st->last_error);
+	if (tok == NULL) {
+		st->state = TOKEN_EMPTY;
+		return;
+	}
+	e = token_find(ts, r);
+	st->state = TOKEN_VALID;
+	st->last_refresh = (int64_t)e->mtim.tv_sec;
+	st->expires_at = token_jwt_exp(tok);
+	if (st->expires_at != 0 && st->expires_at <= util_now())
+		st->state = TOKEN_EXPIRED;
 }

@@ -50,4 +50,30 @@ int token_file_read(const char *path, struct buf *out, char *err);
  * by group or others. err says which; it never holds the token. */
 int token_file_check(const char *path, char *err);
 
+/* What /status, /readyz and /metrics report about a resource's token,
+ * never the token itself. States are the token lifecycle's; a static token
+ * file is "valid" when it would serve and "empty" when it would not. */
+enum token_state {
+	TOKEN_EMPTY,
+	TOKEN_FETCHING,
+	TOKEN_VALID,
+	TOKEN_REFRESHING,
+	TOKEN_BACKOFF,
+	TOKEN_CONSENT,
+	TOKEN_EXPIRED,
+};
+
+struct token_status {
+	enum token_state state;
+	int64_t expires_at;       /* unix seconds; 0: unknown (no exp claim) */
+	int64_t last_refresh;     /* unix seconds the token was obtained; 0 */
+	char last_error[ERR_MAX]; /* "" when none; never holds the token */
+	const char *consent_url;  /* pending consent, else NULL */
+};
+
+const char *token_state_name(enum token_state s);
+/* Fill st for resource r (reading the static file if it changed). */
+void token_status_get(struct token_store *ts, const struct config_resource *r,
+                      struct token_status *st);
+
 #endif
