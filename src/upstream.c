@@ -691,6 +691,10 @@ upstream_easy_new(struct upstream_req *r)
 		curl_easy_setopt(e, CURLOPT_PROXY, c->upstream_proxy);
 		curl_easy_setopt(e, CURLOPT_NOPROXY, "");
 		curl_easy_setopt(e, CURLOPT_HTTPPROXYTUNNEL, 1L);
+		/* The proxy's answer to CONNECT is not the upstream's head:
+		 * a 407 relayed to the agent would ask it for credentials
+		 * it does not have. A refused CONNECT fails the exchange. */
+		curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 		if (c->upstream_proxy_userpwd != NULL) {
 			curl_easy_setopt(e, CURLOPT_PROXYAUTH,
 			                 (long)CURLAUTH_BASIC);
