@@ -13,7 +13,7 @@ ROOT=$PWD
 
 APT_PKGS=(gcc meson ninja-build pkg-config libevent-dev libsodium-dev libjansson-dev
           libcurl4-openssl-dev libssl-dev openssl ca-certificates curl)
-TEST_PKGS=(python3 python3-pytest python3-cryptography python3-requests python3-httpx openssl)
+TEST_PKGS=(python3 python3-pytest python3-cryptography python3-requests python3-httpx openssl python3-prometheus-client python3-yaml)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
