@@ -188,3 +188,16 @@ def test_admin_listen_default(proxy_bin, agent_key, tmp_path):
         assert admin_get(p, "/healthz")[0] == 200
     finally:
         assert p.stop() == []
+
+
+def test_metrics_escape_label_values(world):
+    name = 'odd "name"\\with\nnewline'
+    p = world.start(resources={name: {"upstream": "http", "allow_plaintext": True,
+                                      "token_file": world.token_path}},
+                    rules=[{"host": "127.0.0.1", "port": world.resource.port,
+                            "action": "sign", "resource": name}])
+    assert http_get_via(p.addr, world.resource.url("/e"))[0] == 200
+    p.wait_access(1)
+    m = scrape(p)  # the parser would choke on a broken line
+    assert sample(m, "aauth_proxy_requests", "aauth_proxy_requests_total", resource=name) == 1
+    assert sample(m, "aauth_proxy_token_valid", resource=name, state="valid") == 1

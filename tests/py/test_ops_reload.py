@@ -157,3 +157,47 @@ def test_drain_timeout_is_checked(tmp_path, agent_key):
     cfg.write_text(json.dumps({"key": {"file": agent_key}, "limits": {"drain_timeout_ms": -1}}))
     r = run("check-config", "-c", str(cfg))
     assert r.returncode != 0 and "limits.drain_timeout_ms" in r.stderr.decode()
+
+
+def test_reload_reopens_the_access_log(world, tmp_path):
+    log = tmp_path / "access.log"
+    p = world.start(log={"access_log": str(log)})
+    assert http_get_via(p.addr, world.resource.url("/one"))[0] == 200
+    assert wait_until(lambda: "/one" in log.read_text())
+    log.rename(tmp_path / "access.log.1")  # what logrotate does
+    p.signal(signal.SIGHUP)
+    assert p.wait_log("reloaded ")
+    assert http_get_via(p.addr, world.resource.url("/two"))[0] == 200
+    assert wait_until(lambda: log.exists() and "/two" in log.read_text())
+    assert "/two" not in (tmp_path / "access.log.1").read_text()
+
+
+def test_reload_loads_a_new_key_and_ca(world, proxy_bin, tmp_path):
+    import os
+    import shutil
+    from cli_helpers import run
+    d = tmp_path / "state"
+    d.mkdir()
+    key = d / "agent-key.pem"
+    shutil.copyfile(p_key(tmp_path), key)
+    os.chmod(key, 0o600)
+    p = world.start(key={"file": str(key)})
+    from ops_helpers import admin_get
+    st, s = admin_json(p, "/status")
+    old = s["key_thumbprint"]
+    assert admin_get(p, "/ca.pem")[0] == 404
+    # a new key in place and a CA beside it, then SIGHUP
+    assert run("keygen", "--out", str(d / "new.pem")).returncode == 0
+    os.replace(d / "new.pem", key)
+    assert run("ca", "init", "-c", p.config_path).returncode == 0
+    p.signal(signal.SIGHUP)
+    assert p.wait_log("reloaded ")
+    st, s = admin_json(p, "/status")
+    assert s["key_thumbprint"] != old and s["ca_fingerprint"]
+    assert admin_get(p, "/ca.pem")[0] == 200
+    assert http_get_via(p.addr, world.resource.url("/x"))[0] == 401  # the resource knows the old key
+
+
+def p_key(tmp_path):
+    from cli_helpers import vector
+    return vector("lumoauth/agent-key.pem")
