@@ -26,6 +26,9 @@
 
 #define ADMIN_MAX_HEAD  8192
 #define ADMIN_TIMEOUT_S 10
+/* Probes and scrapers need a handful; a local client opening thousands
+ * must not take descriptors from the proxy port. */
+#define ADMIN_MAX_CONNS 64
 
 struct admin_conn {
 	struct admin *a;
@@ -38,6 +41,7 @@ struct admin_conn {
 struct admin {
 	struct admin_state *st;
 	struct admin_conn *conns;
+	size_t nconns;
 };
 
 struct admin *
@@ -60,6 +64,7 @@ admin_conn_free(struct admin_conn *ac)
 		a->conns = ac->next;
 	if (ac->next)
 		ac->next->prev = ac->prev;
+	a->nconns--;
 	bufferevent_free(ac->bev);
 	buf_free(&ac->in);
 	http_request_free(&ac->req);
@@ -342,6 +347,10 @@ admin_accept(void *arg, const struct conn_listener *ls, int fd,
 	struct admin_conn *ac;
 	struct timeval tv = {ADMIN_TIMEOUT_S, 0};
 
+	if (a->nconns >= ADMIN_MAX_CONNS) {
+		close(fd);
+		return;
+	}
 	ac = xcalloc(1, sizeof(*ac));
 	ac->a = a;
 	buf_init(&ac->in);
@@ -358,6 +367,7 @@ admin_accept(void *arg, const struct conn_listener *ls, int fd,
 	if (a->conns)
 		a->conns->prev = ac;
 	a->conns = ac;
+	a->nconns++;
 	bufferevent_setcb(ac->bev, admin_read_cb, NULL, admin_event_cb, ac);
 	bufferevent_set_timeouts(ac->bev, &tv, &tv);
 	bufferevent_enable(ac->bev, EV_READ);

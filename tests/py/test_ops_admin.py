@@ -201,3 +201,27 @@ def test_metrics_escape_label_values(world):
     m = scrape(p)  # the parser would choke on a broken line
     assert sample(m, "aauth_proxy_requests", "aauth_proxy_requests_total", resource=name) == 1
     assert sample(m, "aauth_proxy_token_valid", resource=name, state="valid") == 1
+
+
+def test_admin_connections_are_bounded(running):
+    p = running.proxy
+    held = []
+    try:
+        for _ in range(64):
+            held.append(socket.create_connection(p.admin_addr(), timeout=5))
+        extra = socket.create_connection(p.admin_addr(), timeout=5)
+        extra.settimeout(5)
+        assert extra.recv(1) == b""  # closed at once: over the bound
+        extra.close()
+        # the proxy port is unaffected
+        assert http_get_via(p.addr, running.resource.url("/still"))[0] == 200
+    finally:
+        for s in held:
+            s.close()
+
+    def healthy():
+        try:
+            return admin_get(p, "/healthz")[0] == 200
+        except (EOFError, OSError):  # an old one not yet seen closing
+            return False
+    assert wait_until(healthy)
