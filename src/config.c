@@ -973,7 +973,7 @@ config_parse_limits(struct config_ctx *x, json_t *root, struct config *c)
  * URL would sit in a config file anyone may be shown; they go in
  * upstream.proxy_auth_file. */
 static int
-config_check_proxy(struct config_ctx *x, const char *u)
+config_check_proxy(struct config_ctx *x, struct config *c, const char *u)
 {
 	const char *hp = u + 7, *colon, *end;
 	char *pe;
@@ -1008,6 +1008,9 @@ config_check_proxy(struct config_ctx *x, const char *u)
 	if (pe != end || port < 1 || port > 65535)
 		return config_fail(x, "upstream.proxy", "'%s': invalid port",
 		                   u);
+	/* For the tunnel dialer, which speaks CONNECT itself. */
+	c->upstream_proxy_host = xstrndup(hp, (size_t)(colon - hp));
+	c->upstream_proxy_port = (int)port;
 	return 0;
 }
 
@@ -1054,7 +1057,7 @@ config_parse_upstream(struct config_ctx *x, json_t *root, struct config *c)
 		return -1;
 	if (px != NULL) {
 		c->upstream_proxy = px;
-		if (config_check_proxy(x, px) == -1)
+		if (config_check_proxy(x, c, px) == -1)
 			return -1;
 	}
 	if (config_get_string(x, o, "proxy_auth_file",
@@ -1382,6 +1385,7 @@ config_free(struct config *c)
 	free(c->rules);
 	free(c->upstream_ca_file);
 	free(c->upstream_proxy);
+	free(c->upstream_proxy_host);
 	free(c->upstream_proxy_auth_file);
 	if (c->upstream_proxy_userpwd != NULL) {
 		sodium_memzero(c->upstream_proxy_userpwd,

@@ -84,7 +84,9 @@ struct config {
 	unsigned upstream_timeout_ms;      /* whole exchange, 0: none */
 	unsigned upstream_idle_timeout_ms; /* no bytes from upstream */
 	char *upstream_ca_file;            /* NULL: system trust store */
-	char *upstream_proxy;           /* "http://host:port", NULL: direct */
+	char *upstream_proxy;      /* "http://host:port", NULL: direct */
+	char *upstream_proxy_host; /* its host (IPv6 in brackets) */
+	int upstream_proxy_port;
 	char *upstream_proxy_auth_file; /* "user:password", NULL: none */
 	/* The credentials read from that file when the generation loads (not
 	 * by the parser, which reads no secrets); wiped with the config. */

@@ -542,6 +542,9 @@ conn_tunnel_start(struct conn *c, struct tunnel_spec *s)
 	s->connect_timeout_ms = cfg->upstream_connect_timeout_ms;
 	s->idle_timeout_ms = cfg->idle_timeout_ms;
 	s->label = c->peer;
+	s->via_host = cfg->upstream_proxy_host;
+	s->via_port = cfg->upstream_proxy_port;
+	s->via_auth = cfg->upstream_proxy_userpwd;
 	c->tun = tunnel_start(c->ctx->base, s, c->x, &conn_tun_cbs, c, err);
 	if (c->tun == NULL) {
 		conn_error(c, 502, "proxy_internal_error", "tunnel_failed", err,

@@ -127,3 +127,72 @@ def test_bad_credentials_file_rejected_at_start(tmp_path, proxy_bin):
     with pytest.raises(RuntimeError) as e:
         p.start()
     assert "user:password" in str(e.value) and "no-colon-here" not in str(e.value)
+
+
+# Tunnels (CONNECT to a pass host, Upgrade splices) dial through it too.
+
+def _read_head(sock):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = sock.recv(1)
+        if not b:
+            break
+        head += b
+    return head
+
+
+def test_pass_tunnel_goes_through_the_upstream_proxy(world, upproxy, tmp_path):
+    import socket
+    corp = upproxy(require_auth="Basic " + base64.b64encode(b"agent:pw").decode())
+    p = world.start(upstream={"proxy": corp.url,
+                              "proxy_auth_file": _auth_file(tmp_path, "agent:pw")})
+    with socket.create_connection(p.addr, timeout=10) as s:
+        auth = world.plain.authority
+        s.sendall(f"CONNECT {auth} HTTP/1.1\r\nHost: {auth}\r\n\r\n".encode())
+        head = _read_head(s)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        s.sendall(f"GET /inside HTTP/1.1\r\nHost: {auth}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    assert data.startswith(b"HTTP/1.1 200 "), data[:200]
+    assert [(m, t) for m, t, _ in corp.records()] == [("CONNECT", auth)]
+    (rec,) = world.plain.records()
+    assert rec.target == "/inside" and rec.get("authorization") is None
+
+
+def test_refused_pass_tunnel_is_a_502(world, upproxy, tmp_path):
+    import socket
+    corp = upproxy(require_auth="Basic " + base64.b64encode(b"agent:right").decode())
+    p = world.start(upstream={"proxy": corp.url,
+                              "proxy_auth_file": _auth_file(tmp_path, "agent:wrong")})
+    with socket.create_connection(p.addr, timeout=10) as s:
+        auth = world.plain.authority
+        s.sendall(f"CONNECT {auth} HTTP/1.1\r\nHost: {auth}\r\n\r\n".encode())
+        head = _read_head(s)
+    assert head.startswith(b"HTTP/1.1 502 "), head
+    assert world.plain.records() == []
+
+
+def test_upgrade_goes_through_the_upstream_proxy(world, upproxy):
+    import socket
+    corp = upproxy()
+    p = world.start(upstream={"proxy": corp.url})
+    auth = world.resource.authority
+    with socket.create_connection(p.addr, timeout=10) as s:
+        s.sendall((f"GET http://{auth}/ws HTTP/1.1\r\nHost: {auth}\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = _read_head(s)
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        s.sendall(b"ping-through-corp")
+        got = b""
+        while len(got) < 17:
+            got += s.recv(64)
+        assert got == b"ping-through-corp"
+    assert [(m, t) for m, t, _ in corp.records()] == [("CONNECT", auth)]
+    (rec,) = world.resource.records()
+    assert rec.verdict == "valid"  # the handshake was signed
