@@ -15,7 +15,7 @@ ROOT=$PWD
 APT_PKGS=(gcc meson ninja-build pkg-config libevent-dev libsodium-dev libjansson-dev
           libcurl4-openssl-dev libssl-dev openssl ca-certificates curl)
 TEST_PKGS=(python3 python3-pytest python3-cryptography python3-requests python3-httpx openssl
-           clang libclang-rt-14-dev)
+           python3-prometheus-client python3-yaml clang libclang-rt-14-dev)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

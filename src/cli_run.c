@@ -22,16 +22,23 @@ cli_run_warn(void *arg, const char *msg)
 static void
 cli_run_usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: aauth-proxy run -c FILE [--listen ADDR]... "
-	        "[--log-level LEVEL]\n\n"
-	        "  -c, --config FILE   configuration file (JSON)\n"
-	        "  -l, --listen ADDR   HOST:PORT, [IPv6]:PORT or unix:/path; "
-	        "replaces the\n"
-	        "                      config's listen list (repeatable, "
-	        "loopback only)\n"
-	        "  -L, --log-level LEVEL  error, warn, info or debug\n"
-	        "  -h, --help          show this help\n");
+	fprintf(
+	    out,
+	    "usage: aauth-proxy run -c FILE [--listen ADDR]... "
+	    "[--log-level LEVEL]\n\n"
+	    "  -c, --config FILE   configuration file (JSON)\n"
+	    "  -l, --listen ADDR   HOST:PORT, [IPv6]:PORT or unix:/path; "
+	    "replaces the\n"
+	    "                      config's listen list (repeatable, "
+	    "loopback only)\n"
+	    "  -L, --log-level LEVEL  error, warn, info or debug\n"
+	    "  -h, --help          show this help\n\n"
+	    "SIGHUP reloads the config, key and CA (a bad one is rejected "
+	    "and the\n"
+	    "old one keeps serving); SIGTERM drains (limits.drain_timeout_ms)"
+	    " and\n"
+	    "exits. Health, status and metrics: admin.listen "
+	    "(127.0.0.1:8788).\n");
 }
 
 int
@@ -101,7 +108,11 @@ cli_run(int argc, char **argv)
 	}
 	log_init(level ? lv : cfg->log_level, stderr);
 	cli_config_warnings(cfg, cli_run_warn, NULL);
-	rc = proxy_run(cfg, listen, nlisten);
+	{
+		struct proxy_opts po = {listen, nlisten, level != NULL};
+
+		rc = proxy_run(cfg, &po);
+	}
 out:
 	free(listen);
 	return rc;

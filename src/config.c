@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <libgen.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "util.h"
 
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:8787"
+#define CONFIG_DEFAULT_ADMIN  "127.0.0.1:8788"
 
 int
 config_fail(struct config_ctx *x, const char *field, const char *fmt, ...)
@@ -452,9 +454,9 @@ config_parse_resource(struct config_ctx *x, const char *name, json_t *v,
                       struct config_resource *r,
                       const struct config_resource *prev, size_t nprev)
 {
-	static const char *const keys[] = {"profile",  "token_file",
-	                                   "upstream", "allow_plaintext",
-	                                   "aauth",    NULL};
+	static const char *const keys[] = {
+	    "profile", "token_file", "upstream", "allow_plaintext",
+	    "aauth",   "required",   NULL};
 	json_t *aa;
 	char path[200], field[256];
 	char *tf = NULL, *up = NULL;
@@ -462,6 +464,7 @@ config_parse_resource(struct config_ctx *x, const char *name, json_t *v,
 	snprintf(path, sizeof(path), "resources.%s", name);
 	r->name = xstrdup(name);
 	r->upstream_tls = 1;
+	r->required = 1;
 	if (!json_is_object(v))
 		return config_fail(x, path, "must be an object");
 	if (config_check_keys(x, v, path, keys) == -1)
@@ -493,6 +496,9 @@ config_parse_resource(struct config_ctx *x, const char *name, json_t *v,
 	if (tf != NULL)
 		r->token_file = config_path(x, tf);
 	free(tf);
+	snprintf(field, sizeof(field), "%s.required", path);
+	if (config_get_bool(x, v, "required", field, &r->required) == -1)
+		return -1;
 	snprintf(field, sizeof(field), "%s.allow_plaintext", path);
 	if (config_get_bool(x, v, "allow_plaintext", field,
 	                    &r->allow_plaintext) == -1)
@@ -879,13 +885,49 @@ config_parse_routes(struct config_ctx *x, json_t *root, struct config *c)
 }
 
 static int
+config_parse_admin(struct config_ctx *x, json_t *root, struct config *c)
+{
+	static const char *const keys[] = {"listen", NULL};
+	char field[64];
+	json_t *o, *v, *e;
+	size_t i;
+
+	if (config_get_object(x, root, "admin", "admin", &o) == -1)
+		return -1;
+	v = o ? json_object_get(o, "listen") : NULL;
+	if (o != NULL && config_check_keys(x, o, "admin", keys) == -1)
+		return -1;
+	if (v == NULL) {
+		c->admin_listen = xcalloc(1, sizeof(char *));
+		c->admin_listen[c->nadmin_listen++] =
+		    xstrdup(CONFIG_DEFAULT_ADMIN);
+		return 0;
+	}
+	if (!json_is_array(v))
+		return config_fail(x, "admin.listen",
+		                   "must be an array of addresses ([] turns "
+		                   "the admin port off)");
+	c->admin_listen = xcalloc(json_array_size(v) + 1, sizeof(char *));
+	json_array_foreach(v, i, e)
+	{
+		snprintf(field, sizeof(field), "admin.listen[%zu]", i);
+		if (!json_is_string(e))
+			return config_fail(x, field, "must be a string");
+		c->admin_listen[c->nadmin_listen++] =
+		    xstrdup(json_string_value(e));
+		if (config_check_listen(x, field, json_string_value(e)) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
 config_parse_limits(struct config_ctx *x, json_t *root, struct config *c)
 {
 	static const char *const keys[] = {
-	    "max_connections",    "max_header_bytes",
-	    "max_headers",        "max_body_bytes",
-	    "max_buffered_bytes", "header_timeout_ms",
-	    "idle_timeout_ms",    NULL};
+	    "max_connections", "max_header_bytes",   "max_headers",
+	    "max_body_bytes",  "max_buffered_bytes", "header_timeout_ms",
+	    "idle_timeout_ms", "drain_timeout_ms",   NULL};
 	json_t *l;
 	uint64_t u;
 
@@ -928,15 +970,67 @@ config_parse_limits(struct config_ctx *x, json_t *root, struct config *c)
 	         3600000, c->header_timeout_ms);
 	CONFIG_U(l, "idle_timeout_ms", "limits.idle_timeout_ms", 10, 86400000,
 	         c->idle_timeout_ms);
+	CONFIG_U(l, "drain_timeout_ms", "limits.drain_timeout_ms", 0, 3600000,
+	         c->drain_timeout_ms);
+	return 0;
+}
+
+/* upstream.proxy: "http://host:port" and nothing more. Credentials in the
+ * URL would sit in a config file anyone may be shown; they go in
+ * upstream.proxy_auth_file. */
+static int
+config_check_proxy(struct config_ctx *x, struct config *c, const char *u)
+{
+	const char *hp = u + 7, *colon, *end;
+	char *pe;
+	long port;
+
+	if (strncmp(u, "http://", 7) != 0)
+		return config_fail(x, "upstream.proxy",
+		                   "'%s': expected http://HOST:PORT", u);
+	if (strchr(hp, '@') != NULL)
+		return config_fail(x, "upstream.proxy",
+		                   "'%s': no credentials in the URL; put "
+		                   "user:password in upstream.proxy_auth_file",
+		                   u);
+	end = hp + strlen(hp);
+	if (end > hp && end[-1] == '/')
+		end--;
+	colon = NULL;
+	for (const char *p = hp; p < end; p++)
+		if (*p == ':')
+			colon = p;
+		else if (*p == '/' || *p == '?' || *p == '#')
+			return config_fail(x, "upstream.proxy",
+			                   "'%s': expected http://HOST:PORT, "
+			                   "without a path",
+			                   u);
+	if (colon == NULL || colon == hp || (hp[0] == '[' && colon[-1] != ']'))
+		return config_fail(x, "upstream.proxy",
+		                   "'%s': expected http://HOST:PORT (the port "
+		                   "is required)",
+		                   u);
+	port = strtol(colon + 1, &pe, 10);
+	if (pe != end || port < 1 || port > 65535)
+		return config_fail(x, "upstream.proxy", "'%s': invalid port",
+		                   u);
+	/* For the tunnel dialer, which speaks CONNECT itself. */
+	c->upstream_proxy_host = xstrndup(hp, (size_t)(colon - hp));
+	c->upstream_proxy_port = (int)port;
 	return 0;
 }
 
 static int
 config_parse_upstream(struct config_ctx *x, json_t *root, struct config *c)
 {
-	static const char *const keys[] = {"connect_timeout_ms", "timeout_ms",
-	                                   "idle_timeout_ms", "ca_file", NULL};
-	char *ca = NULL;
+	static const char *const keys[] = {"connect_timeout_ms",
+	                                   "timeout_ms",
+	                                   "idle_timeout_ms",
+	                                   "ca_file",
+	                                   "proxy",
+	                                   "proxy_auth_file",
+	                                   NULL};
+	char *ca = NULL, *px = NULL, *pa = NULL;
 	json_t *o;
 	uint64_t u;
 
@@ -964,6 +1058,30 @@ config_parse_upstream(struct config_ctx *x, json_t *root, struct config *c)
 			return config_fail(x, "upstream.ca_file", "%s: %s",
 			                   c->upstream_ca_file,
 			                   strerror(errno));
+	}
+	if (config_get_string(x, o, "proxy", "upstream.proxy", &px) == -1)
+		return -1;
+	if (px != NULL) {
+		c->upstream_proxy = px;
+		if (config_check_proxy(x, c, px) == -1)
+			return -1;
+	}
+	if (config_get_string(x, o, "proxy_auth_file",
+	                      "upstream.proxy_auth_file", &pa) == -1)
+		return -1;
+	if (pa != NULL) {
+		struct stat st;
+
+		c->upstream_proxy_auth_file = config_path(x, pa);
+		free(pa);
+		if (c->upstream_proxy == NULL)
+			return config_fail(x, "upstream.proxy_auth_file",
+			                   "set upstream.proxy too: the "
+			                   "credentials are for that proxy");
+		if (stat(c->upstream_proxy_auth_file, &st) == -1)
+			return config_fail(
+			    x, "upstream.proxy_auth_file", "%s: %s",
+			    c->upstream_proxy_auth_file, strerror(errno));
 	}
 	return 0;
 }
@@ -1022,6 +1140,7 @@ config_defaults(struct config *c)
 	c->max_buffered_bytes = 256 << 20;
 	c->header_timeout_ms = 10000;
 	c->idle_timeout_ms = 60000;
+	c->drain_timeout_ms = 10000;
 	c->upstream_connect_timeout_ms = 10000;
 	c->upstream_timeout_ms = 0;
 	c->upstream_idle_timeout_ms = 120000;
@@ -1045,6 +1164,7 @@ config_parse_root(struct config_ctx *x, json_t *root, struct config *c)
 	                                   "log",
 	                                   "ca",
 	                                   "routes",
+	                                   "admin",
 	                                   NULL};
 	char field[300];
 	const char *name;
@@ -1177,7 +1297,8 @@ config_parse_root(struct config_ctx *x, json_t *root, struct config *c)
 				return -1;
 		}
 	}
-	if (config_parse_limits(x, root, c) == -1 ||
+	if (config_parse_admin(x, root, c) == -1 ||
+	    config_parse_limits(x, root, c) == -1 ||
 	    config_parse_upstream(x, root, c) == -1 ||
 	    config_parse_log(x, root, c) == -1 ||
 	    config_parse_ca(x, root, c) == -1 ||
@@ -1271,6 +1392,17 @@ config_free(struct config *c)
 		free(c->rules[i].host);
 	free(c->rules);
 	free(c->upstream_ca_file);
+	free(c->upstream_proxy);
+	free(c->upstream_proxy_host);
+	free(c->upstream_proxy_auth_file);
+	if (c->upstream_proxy_userpwd != NULL) {
+		sodium_memzero(c->upstream_proxy_userpwd,
+		               strlen(c->upstream_proxy_userpwd));
+		free(c->upstream_proxy_userpwd);
+	}
+	for (i = 0; i < c->nadmin_listen; i++)
+		free(c->admin_listen[i]);
+	free(c->admin_listen);
 	free(c->access_log);
 	free(c->ca_cert_file);
 	free(c->ca_key_file);

@@ -73,6 +73,7 @@ struct config_resource {
 	struct config_aauth *aauth; /* instead of token_file */
 	int upstream_tls;    /* 1: https upstream (default), 0: plaintext */
 	int allow_plaintext; /* required for upstream_tls == 0 */
+	int required;        /* /readyz waits for its token (default 1) */
 };
 
 struct config_rule {
@@ -99,6 +100,9 @@ struct config {
 	char **listen; /* "127.0.0.1:8787", "[::1]:8787" or "unix:/path" */
 	size_t nlisten;
 	int unix_mode; /* permissions of unix sockets (default 0660) */
+	/* admin.listen: health, status and metrics; empty: no admin port. */
+	char **admin_listen;
+	size_t nadmin_listen;
 
 	char *key_file;
 	char *kid;
@@ -119,12 +123,20 @@ struct config {
 	uint64_t max_buffered_bytes; /* all request bodies held at once */
 	unsigned header_timeout_ms;  /* whole head must arrive in this time */
 	unsigned idle_timeout_ms;    /* keep-alive connection with no request */
+	unsigned drain_timeout_ms;   /* SIGTERM: in-flight requests get this */
 
 	/* Upstream side. */
 	unsigned upstream_connect_timeout_ms;
 	unsigned upstream_timeout_ms;      /* whole exchange, 0: none */
 	unsigned upstream_idle_timeout_ms; /* no bytes from upstream */
 	char *upstream_ca_file;            /* NULL: system trust store */
+	char *upstream_proxy;      /* "http://host:port", NULL: direct */
+	char *upstream_proxy_host; /* its host (IPv6 in brackets) */
+	int upstream_proxy_port;
+	char *upstream_proxy_auth_file; /* "user:password", NULL: none */
+	/* The credentials read from that file when the generation loads (not
+	 * by the parser, which reads no secrets); wiped with the config. */
+	char *upstream_proxy_userpwd;
 
 	enum log_level log_level;
 	char *access_log; /* "stderr" (default), "off", or a file path */

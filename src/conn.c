@@ -223,6 +223,8 @@ conn_access_log(struct conn *c, struct conn_exchange *ex)
 		e.token = ex->token_hash;
 	}
 	accesslog_write(c->ctx->alog, &e);
+	metrics_request(c->ctx->metrics, e.action, e.resource, e.status,
+	                e.bytes_in, e.bytes_out);
 }
 
 /* --- exchange lifecycle --------------------------------------------------- */
@@ -485,6 +487,9 @@ conn_up_done(void *arg, const struct upstream_result *r)
 
 	ex->ureq = NULL;
 	ex->upstream_ms = r->head_ms;
+	if (r->head_ms > 0 || r->ok)
+		metrics_observe(&c->ctx->metrics->upstream,
+		                (double)r->head_ms / 1000.0);
 	conn_timer(c, 0);
 	if (ex->retry_pending) {
 		/* The withheld 401: once more with the token that replaces
@@ -596,6 +601,9 @@ conn_tunnel_start(struct conn *c, struct tunnel_spec *s)
 	s->connect_timeout_ms = cfg->upstream_connect_timeout_ms;
 	s->idle_timeout_ms = cfg->idle_timeout_ms;
 	s->label = c->peer;
+	s->via_host = cfg->upstream_proxy_host;
+	s->via_port = cfg->upstream_proxy_port;
+	s->via_auth = cfg->upstream_proxy_userpwd;
 	c->tun = tunnel_start(c->ctx->base, s, c->x, &conn_tun_cbs, c, err);
 	if (c->tun == NULL) {
 		conn_error(c, 502, "proxy_internal_error", "tunnel_failed", err,
@@ -718,12 +726,14 @@ conn_finalise(struct conn *c)
 	struct conn_exchange *ex = c->ex;
 	struct outreq_sign sign;
 	char err[ERR_MAX], name[300];
+	uint64_t t0;
 
 	if (ex->action != ROUTE_SIGN)
 		return outreq_finalise(&ex->req, ex->has_body, NULL, err);
 	sign.token = ex->tok != NULL ? ex->tok->value : NULL;
 	sign.profile = &ex->res->profile;
 	sign.key = &ex->gen->key;
+	t0 = metrics_now_us();
 	if (outreq_finalise(&ex->req, ex->has_body, &sign, err) == -1) {
 		log_error("signing a request to %s failed: %s",
 		          conn_up_name(ex, name, sizeof(name)), err);
@@ -731,6 +741,8 @@ conn_finalise(struct conn *c)
 		           err, 0);
 		return -1;
 	}
+	metrics_observe(&c->ctx->metrics->signing,
+	                (double)(metrics_now_us() - t0) / 1e6);
 	c->ctx->metrics->signed_requests++;
 	return 0;
 }

@@ -5,12 +5,54 @@
 #include "gen.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "mitm.h"
 #include "util.h"
+
+/* upstream.proxy_auth_file: one line "user:password", read once per
+ * generation so a reload picks up a rotated credential. */
+static int
+gen_proxy_auth(struct config *cfg, char *err)
+{
+	const char *path = cfg->upstream_proxy_auth_file;
+	struct buf b;
+	size_t s = 0, e;
+
+	buf_init(&b);
+	if (util_read_file(path, &b, 4096, err) == -1) {
+		buf_free(&b);
+		return -1;
+	}
+	if (b.len == 0) {
+		err_set(err, "upstream.proxy_auth_file %s is empty", path);
+		buf_free(&b);
+		return -1;
+	}
+	e = b.len;
+	while (e > 0 && strchr(" \t\r\n", b.data[e - 1]) != NULL)
+		e--;
+	while (s < e && strchr(" \t\r\n", b.data[s]) != NULL)
+		s++;
+	if (memchr(b.data + s, ':', e - s) == NULL ||
+	    memchr(b.data + s, '\n', e - s) != NULL) {
+		err_set(err,
+		        "upstream.proxy_auth_file %s: expected one line "
+		        "user:password",
+		        path);
+		sodium_memzero(b.data, b.len);
+		buf_free(&b);
+		return -1;
+	}
+	cfg->upstream_proxy_userpwd = xstrndup(b.data + s, e - s);
+	sodium_memzero(b.data, b.len);
+	buf_free(&b);
+	return 0;
+}
 
 struct gen *
 gen_new(struct config *cfg, char *err)
@@ -24,9 +66,16 @@ gen_new(struct config *cfg, char *err)
 		return NULL;
 	}
 	key_set_kid(&g->key, cfg->kid);
+	if (cfg->upstream_proxy_auth_file != NULL &&
+	    gen_proxy_auth(cfg, err) == -1) {
+		gen_unref(g);
+		return NULL;
+	}
 	if (access(cfg->ca_cert_file, F_OK) == 0) {
 		g->ca = mitm_ca_load(cfg->ca_cert_file, cfg->ca_key_file, err);
-		if (g->ca == NULL) {
+		if (g->ca == NULL ||
+		    mitm_ca_describe(cfg->ca_cert_file, g->ca_fingerprint,
+		                     &g->ca_pem, err) == -1) {
 			gen_unref(g);
 			return NULL;
 		}
@@ -52,6 +101,7 @@ gen_unref(struct gen *g)
 		return;
 	key_free(&g->key);
 	mitm_ca_free(g->ca);
+	free(g->ca_pem);
 	config_free(g->cfg);
 	free(g);
 }

@@ -17,6 +17,10 @@ struct gen {
 	struct config *cfg;
 	struct key key;
 	struct mitm_ca *ca; /* NULL while ca.cert_file does not exist */
+	/* The CA certificate as loaded, for /ca.pem and /status: what this
+	 * generation mints with, even if the file changes before a reload. */
+	char *ca_pem;
+	char ca_fingerprint[96];
 };
 
 /* Take over cfg and load the key and CA it names; NULL with err (cfg

@@ -1,56 +1,49 @@
 /*
- * proxy: the daemon — load the generation (config and key), bind the
- * listeners, run the one libevent loop, and on SIGTERM/SIGINT stop
- * accepting, let in-flight requests finish (bounded), wipe the key, exit.
+ * proxy: the daemon — load the generation (config, key, CA), open the
+ * proxy and admin listeners, run the one libevent loop. SIGHUP builds the
+ * whole next generation and its listeners before swapping anything, so a
+ * bad reload leaves the old one serving; SIGTERM/SIGINT stop accepting,
+ * let in-flight requests finish (limits.drain_timeout_ms), wipe the key.
  */
 #include "proxy.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <event2/listener.h>
-#include <netdb.h>
-#include <netinet/in.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "admin.h"
 #include "conn.h"
 #include "gen.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "token.h"
 #include "upstream.h"
 #include "util.h"
 #include "version.h"
 
-/* In-flight requests get this long after SIGTERM before the exit. */
-#define PROXY_DRAIN_MS 10000
-/* After accept fails for lack of descriptors, pause before retrying. */
-#define PROXY_ACCEPT_RETRY_MS 500
-#define PROXY_BACKLOG         511
-
-struct proxy_listener {
-	struct conn_listener info; /* what connections see */
-	struct proxy *px;
-	struct evconnlistener *lev;
-	char *unix_path; /* unlinked on exit */
-	struct proxy_listener *next;
-};
-
 struct proxy {
 	struct conn_ctx ctx; /* event base, generation, shared services */
 	struct metrics metrics;
-	struct proxy_listener *listeners;
+	struct listener *listeners; /* the proxy port(s) */
+	struct listener *admins;    /* the admin port(s) */
+	/* Closed by a reload; connections may still name them. */
+	struct listener *retired;
+	const struct proxy_opts *opts;
+	int fixed_listen; /* --listen or systemd sockets: reloads keep them */
+	int fixed_admin;  /* admin sockets from systemd */
+	struct admin_state ast;
+	struct admin *admin;
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup;
-	struct event *ev_drain, *ev_accept_retry;
+	struct event *ev_drain;
 };
 
 /* A connection was freed: the drain ends with the last one. */
@@ -63,14 +56,11 @@ proxy_conn_gone(void *arg)
 		event_base_loopexit(px->ctx.base, NULL);
 }
 
-/* --- listeners ------------------------------------------------------------ */
-
 static void
-proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-                struct sockaddr *sa, int salen, void *arg)
+proxy_accept(void *arg, const struct conn_listener *ls, int fd,
+             const struct sockaddr *sa, int salen)
 {
-	struct proxy_listener *ls = arg;
-	struct proxy *px = ls->px;
+	struct proxy *px = arg;
 
 	if (px->ctx.draining) {
 		close(fd);
@@ -78,284 +68,182 @@ proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	/* A descriptor number curl may still have an event for. */
 	upstream_fd_reused(px->ctx.up, fd);
-	conn_accept(&px->ctx, &ls->info, fd, sa, salen);
+	conn_accept(&px->ctx, ls, fd, sa, salen);
 }
 
 static void
-proxy_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+proxy_admin_accept(void *arg, const struct conn_listener *ls, int fd,
+                   const struct sockaddr *sa, int salen)
 {
 	struct proxy *px = arg;
-	struct proxy_listener *ls;
 
-	if (px->ctx.draining)
-		return;
-	for (ls = px->listeners; ls; ls = ls->next)
-		if (ls->lev)
-			evconnlistener_enable(ls->lev);
+	upstream_fd_reused(px->ctx.up, fd);
+	admin_accept(px->admin, ls, fd, sa, salen);
 }
 
-static void
-proxy_accept_error_cb(struct evconnlistener *l, void *arg)
-{
-	struct proxy_listener *ls = arg;
-	struct proxy *px = ls->px;
-	int e = errno;
-	struct timeval tv = {0, PROXY_ACCEPT_RETRY_MS * 1000};
-	struct proxy_listener *it;
-
-	log_warn("accept on %s: %s", ls->info.name, strerror(e));
-	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
-		return;
-	/* Out of descriptors: accepting again at once would spin. */
-	for (it = px->listeners; it; it = it->next)
-		if (it->lev)
-			evconnlistener_disable(it->lev);
-	evtimer_add(px->ev_accept_retry, &tv);
-}
-
-static struct proxy_listener *
-proxy_listener_add(struct proxy *px)
-{
-	struct proxy_listener *ls = xcalloc(1, sizeof(*ls)), **tail;
-
-	ls->px = px;
-	for (tail = &px->listeners; *tail; tail = &(*tail)->next)
-		;
-	*tail = ls;
-	return ls;
-}
-
-static void
-proxy_sockname(int fd, char *out, size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char a[INET6_ADDRSTRLEN];
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1) {
-		snprintf(out, len, "?");
-		return;
-	}
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-		snprintf(out, len, "[%s]:%u", a, ntohs(s6->sin6_port));
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-		snprintf(out, len, "%s:%u", a, ntohs(s4->sin_port));
-	}
-}
+/* --- listeners: open what is missing, close what is gone -----------------
+ */
 
 static int
-proxy_addr_is_loopback(const struct sockaddr *sa)
+proxy_has_addr(char **addrs, size_t n, const char *a)
 {
-	if (sa->sa_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)(const void *)sa)
-		                  ->sin_addr.s_addr) >>
-		        24) == 127;
-	if (sa->sa_family == AF_INET6)
-		return IN6_IS_ADDR_LOOPBACK(
-		    &((const struct sockaddr_in6 *)(const void *)sa)
-		         ->sin6_addr);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(addrs[i], a) == 0)
+			return 1;
 	return 0;
 }
 
 static int
-proxy_listen_tcp(struct proxy *px, const char *addr, char *err)
+proxy_listening_on(const struct listener *l, const char *a)
 {
-	struct addrinfo hints, *res = NULL, *ai;
-	char host[256], a[INET6_ADDRSTRLEN + 8];
-	const char *colon, *h = addr;
-	struct proxy_listener *ls;
-	size_t hl;
-	int rc, bound = 0;
+	for (; l; l = l->next)
+		if (l->lev && strcmp(l->addr, a) == 0)
+			return 1;
+	return 0;
+}
 
-	colon = strrchr(addr, ':');
-	if (colon == NULL || colon == addr || colon[1] == '\0') {
-		err_set(err,
-		        "listen '%s': expected HOST:PORT, [IPv6]:PORT or "
-		        "unix:/path",
-		        addr);
-		return -1;
-	}
-	hl = (size_t)(colon - addr);
-	if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
-		h = addr + 1;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(host)) {
-		err_set(err, "listen '%s': bad host", addr);
-		return -1;
-	}
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
-		err_set(err, "listen '%s': %s", addr, gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		struct evconnlistener *lev;
+/* Open, into *added, each of addrs that cur does not listen on yet. On
+ * failure nothing opened stays open. */
+static int
+proxy_listen_plan(struct proxy *px, const struct listener *cur, char **addrs,
+                  size_t n, int mode, listener_accept_fn cb,
+                  struct listener **added, char *err)
+{
+	size_t i;
 
-		/* Without proxy client credentials, loopback only. */
-		if (!proxy_addr_is_loopback(ai->ai_addr)) {
-			err_set(err,
-			        "listen '%s': not a loopback address; "
-			        "aauth-proxy listens on loopback or unix "
-			        "sockets only",
-			        addr);
-			freeaddrinfo(res);
+	for (i = 0; i < n; i++) {
+		if (proxy_listening_on(cur, addrs[i]) ||
+		    proxy_listening_on(*added, addrs[i]))
+			continue;
+		if (listener_open(px->ctx.base, addrs[i], mode, cb, px, added,
+		                  err) == -1) {
+			listener_free_list(*added);
+			*added = NULL;
 			return -1;
 		}
-		lev = evconnlistener_new_bind(
-		    px->ctx.base, proxy_accept_cb, NULL,
-		    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
-		        LEV_OPT_CLOSE_ON_EXEC,
-		    PROXY_BACKLOG, ai->ai_addr, (int)ai->ai_addrlen);
-		if (lev == NULL) {
-			err_set(err, "listen '%s': %s", addr, strerror(errno));
-			if (ai->ai_next == NULL && bound == 0) {
-				freeaddrinfo(res);
-				return -1;
-			}
-			log_warn("%s", err);
+	}
+	return 0;
+}
+
+/* Swap in the plan: listeners not in addrs retire, added ones join. */
+static void
+proxy_listen_commit(struct proxy *px, struct listener **list, char **addrs,
+                    size_t n, struct listener *added, const char *what)
+{
+	struct listener **pp = list, *l, **tail;
+
+	while ((l = *pp) != NULL) {
+		if (proxy_has_addr(addrs, n, l->addr)) {
+			pp = &l->next;
 			continue;
 		}
-		ls = proxy_listener_add(px);
-		ls->lev = lev;
-		evconnlistener_set_cb(lev, proxy_accept_cb, ls);
-		evconnlistener_set_error_cb(lev, proxy_accept_error_cb);
-		proxy_sockname(evconnlistener_get_fd(lev), a, sizeof(a));
-		snprintf(ls->info.name, sizeof(ls->info.name), "%s", a);
-		log_info("listening on %s", ls->info.name);
-		bound++;
+		*pp = l->next;
+		log_info("%sno longer listening on %s", what, l->info.name);
+		listener_close(l);
+		l->next = px->retired;
+		px->retired = l;
 	}
-	freeaddrinfo(res);
-	if (bound == 0) {
-		err_set(err, "listen '%s': no address to bind", addr);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-proxy_listen_unix(struct proxy *px, const char *addr, char *err)
-{
-	const char *path = addr + 5;
-	struct sockaddr_un sun;
-	struct stat st;
-	struct proxy_listener *ls;
-	mode_t old;
-	int fd = -1, probe;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (path[0] != '/' || strlen(path) >= sizeof(sun.sun_path)) {
-		err_set(err,
-		        "listen '%s': need an absolute path shorter than "
-		        "%zu bytes",
-		        addr, sizeof(sun.sun_path));
-		return -1;
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			err_set(err,
-			        "listen '%s': %s exists and is not a "
-			        "socket; not removing it",
-			        addr, path);
-			return -1;
-		}
-		/* A socket someone still answers on is not stale. */
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe != -1 &&
-		    connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-			close(probe);
-			err_set(err,
-			        "listen '%s': another process is "
-			        "listening on %s",
-			        addr, path);
-			return -1;
-		}
-		if (probe != -1)
-			close(probe);
-		if (unlink(path) == -1) {
-			err_set(err,
-			        "listen '%s': cannot remove stale "
-			        "socket: %s",
-			        addr, strerror(errno));
-			return -1;
-		}
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		err_set(err, "listen '%s': socket: %s", addr, strerror(errno));
-		return -1;
-	}
-	/* No window in which the socket has looser permissions. */
-	old = umask(0177);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		umask(old);
-		err_set(err, "listen '%s': bind: %s", addr, strerror(errno));
-		goto fail;
-	}
-	umask(old);
-	if (chmod(path, (mode_t)px->ctx.gen->cfg->unix_mode) == -1) {
-		err_set(err, "listen '%s': chmod: %s", addr, strerror(errno));
-		unlink(path);
-		goto fail;
-	}
-	if (listen(fd, PROXY_BACKLOG) == -1) {
-		err_set(err, "listen '%s': %s", addr, strerror(errno));
-		unlink(path);
-		goto fail;
-	}
-	ls = proxy_listener_add(px);
-	ls->info.unix_sock = 1;
-	ls->unix_path = xstrdup(path);
-	snprintf(ls->info.name, sizeof(ls->info.name), "unix:%s", path);
-	/* backlog 0: listen() was called above. */
-	ls->lev = evconnlistener_new(
-	    px->ctx.base, proxy_accept_cb, ls,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-	if (ls->lev == NULL) {
-		err_set(err, "listen '%s': cannot watch the socket", addr);
-		goto fail;
-	}
-	evconnlistener_set_error_cb(ls->lev, proxy_accept_error_cb);
-	log_info("listening on %s", ls->info.name);
-	return 0;
-fail:
-	close(fd);
-	return -1;
+	for (l = added; l; l = l->next)
+		log_info("%slistening on %s", what, l->info.name);
+	for (tail = list; *tail; tail = &(*tail)->next)
+		;
+	*tail = added;
 }
 
 static void
-proxy_listeners_close(struct proxy *px)
+proxy_ready(struct proxy *px, const char *what)
 {
-	struct proxy_listener *ls;
+	const struct config *cfg = px->ctx.gen->cfg;
 
-	/* The structs stay: connections name their listener in messages. */
-	for (ls = px->listeners; ls; ls = ls->next) {
-		if (ls->lev) {
-			evconnlistener_free(ls->lev);
-			ls->lev = NULL;
-		}
-		if (ls->unix_path) {
-			unlink(ls->unix_path);
-			free(ls->unix_path);
-			ls->unix_path = NULL;
-		}
-	}
+	px->ast.nlisteners = listener_count(px->listeners);
+	notify_send("READY=1\nSTATUS=%s: %zu listener(s), %zu resource(s), "
+	            "key %s\nMAINPID=%ld",
+	            what, px->ast.nlisteners, cfg->nresources,
+	            px->ctx.gen->key.thumbprint, (long)getpid());
 }
 
-/* --- signals and drain ------------------------------------------------------
+/* --- reload ---------------------------------------------------------------
+ */
+
+static void
+proxy_reload(struct proxy *px)
+{
+	/* A copy: the old generation, and its config, may go below. */
+	char path[PATH_MAX];
+	struct listener *addp = NULL, *adda = NULL;
+	struct accesslog *alog = NULL;
+	struct config *cfg;
+	struct gen *g = NULL;
+	char err[ERR_MAX];
+
+	snprintf(path, sizeof(path), "%s", px->ctx.gen->cfg->path);
+	notify_reloading("reloading the configuration");
+	px->ast.last_reload = util_now();
+	log_info("SIGHUP: reloading %s", path);
+	if ((cfg = config_load(path, err)) == NULL)
+		goto fail;
+	/* The key and CA the new config names, loaded now: a missing key is
+	 * a rejected reload, not a failure on the next request. */
+	if ((g = gen_new(cfg, err)) == NULL)
+		goto fail;
+	if ((alog = accesslog_open(g->cfg->access_log, err)) == NULL)
+		goto fail;
+	if (!px->fixed_listen &&
+	    proxy_listen_plan(px, px->listeners, g->cfg->listen,
+	                      g->cfg->nlisten, g->cfg->unix_mode, proxy_accept,
+	                      &addp, err) == -1)
+		goto fail;
+	if (!px->fixed_admin &&
+	    proxy_listen_plan(px, px->admins, g->cfg->admin_listen,
+	                      g->cfg->nadmin_listen, g->cfg->unix_mode,
+	                      proxy_admin_accept, &adda, err) == -1)
+		goto fail;
+
+	/* Everything is built: from here on nothing can fail. */
+	if (!px->fixed_listen)
+		proxy_listen_commit(px, &px->listeners, g->cfg->listen,
+		                    g->cfg->nlisten, addp, "");
+	if (!px->fixed_admin)
+		proxy_listen_commit(px, &px->admins, g->cfg->admin_listen,
+		                    g->cfg->nadmin_listen, adda, "admin ");
+	accesslog_close(px->ctx.alog);
+	px->ctx.alog = alog;
+	gen_unref(px->ctx.gen); /* exchanges in flight keep theirs */
+	px->ctx.gen = g;
+	/* Token state carries over by resource name where the token settings
+	 * did not change; new aauth resources start their first fetch. */
+	token_store_sync(px->ctx.tokens, g);
+	if (!px->opts->log_level_fixed)
+		log_init(g->cfg->log_level, stderr);
+	px->metrics.reloads++;
+	px->ast.last_reload_ok = 1;
+	px->ast.last_reload_error[0] = '\0';
+	log_info("reloaded %s: key %s, %zu resource(s), %zu rule(s), "
+	         "%zu route(s)",
+	         path, g->key.thumbprint, g->cfg->nresources, g->cfg->nrules,
+	         g->cfg->nroutes);
+	proxy_ready(px, "reloaded");
+	return;
+fail:
+	listener_free_list(addp);
+	listener_free_list(adda);
+	accesslog_close(alog);
+	gen_unref(g);
+	px->metrics.reload_failures++;
+	px->ast.last_reload_ok = 0;
+	snprintf(px->ast.last_reload_error, sizeof(px->ast.last_reload_error),
+	         "%s", err);
+	log_error("reload rejected, still serving the previous "
+	          "configuration: %s",
+	          err);
+	notify_send("READY=1\nSTATUS=reload rejected, previous configuration "
+	            "kept: %s",
+	            err);
+}
+
+/* --- signals and drain ----------------------------------------------------
  */
 
 static void
@@ -372,13 +260,12 @@ static void
 proxy_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct proxy *px = arg;
-	struct timeval tv = {PROXY_DRAIN_MS / 1000, 0};
+	unsigned ms = px->ctx.gen->cfg->drain_timeout_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
 	if (sig == SIGHUP) {
-		log_warn("SIGHUP: configuration reload is not supported yet; "
-		         "still running with %s",
-		         px->ctx.gen->cfg->path ? px->ctx.gen->cfg->path
-		                                : "the old config");
+		if (!px->ctx.draining)
+			proxy_reload(px);
 		return;
 	}
 	if (px->ctx.draining) {
@@ -387,31 +274,32 @@ proxy_signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	px->ctx.draining = 1;
-	log_info("%s: no longer accepting; %zu connection(s) open",
-	         sig == SIGTERM ? "SIGTERM" : "SIGINT", px->ctx.nconns);
-	proxy_listeners_close(px);
+	log_info("%s: no longer accepting; %zu connection(s) open, up to %u "
+	         "ms to finish",
+	         sig == SIGTERM ? "SIGTERM" : "SIGINT", px->ctx.nconns, ms);
+	notify_send("STOPPING=1\nSTATUS=draining %zu connection(s)",
+	            px->ctx.nconns);
+	/* The admin port stays up: /readyz says 503 while we drain. */
+	listener_close_list(px->listeners);
 	conn_drain_all(&px->ctx);
-	if (px->ctx.conns == NULL) {
+	if (px->ctx.conns == NULL || ms == 0) {
 		event_base_loopexit(px->ctx.base, NULL);
 		return;
 	}
 	evtimer_add(px->ev_drain, &tv);
 }
 
-/* --- run --------------------------------------------------------------------
+/* --- run ------------------------------------------------------------------
  */
 
 static void
 proxy_free(struct proxy *px)
 {
-	struct proxy_listener *ls, *next;
-
 	conn_free_all(&px->ctx);
-	proxy_listeners_close(px);
-	for (ls = px->listeners; ls; ls = next) {
-		next = ls->next;
-		free(ls);
-	}
+	admin_free(px->admin);
+	listener_free_list(px->listeners);
+	listener_free_list(px->admins);
+	listener_free_list(px->retired);
 	/* Tokens first: their fetches are requests of the upstream. */
 	token_store_free(px->ctx.tokens);
 	px->ctx.tokens = NULL;
@@ -428,18 +316,60 @@ proxy_free(struct proxy *px)
 		event_free(px->ev_sighup);
 	if (px->ev_drain)
 		event_free(px->ev_drain);
-	if (px->ev_accept_retry)
-		event_free(px->ev_accept_retry);
 	if (px->ctx.base)
 		event_base_free(px->ctx.base);
+	metrics_free(&px->metrics);
 	gen_unref(px->ctx.gen);
 }
 
 static int
-proxy_start(struct proxy *px, char **listen, size_t nlisten, char *err)
+proxy_open_listeners(struct proxy *px, char *err)
 {
-	size_t i;
+	const struct config *cfg = px->ctx.gen->cfg;
+	char **listen = cfg->listen;
+	size_t nlisten = cfg->nlisten, i;
+	struct listener *l;
+	int n;
 
+	n = listener_from_systemd(px->ctx.base, proxy_accept, px,
+	                          &px->listeners, proxy_admin_accept, px,
+	                          &px->admins, err);
+	if (n == -1)
+		return -1;
+	px->fixed_admin = px->admins != NULL;
+	if (px->listeners != NULL) {
+		px->fixed_listen = 1;
+		log_info("socket activation: %d socket(s) from systemd; "
+		         "the config's listen list is not used",
+		         n);
+	} else {
+		if (px->opts->nlisten > 0) {
+			listen = px->opts->listen;
+			nlisten = px->opts->nlisten;
+			px->fixed_listen = 1;
+		}
+		for (i = 0; i < nlisten; i++)
+			if (listener_open(px->ctx.base, listen[i],
+			                  cfg->unix_mode, proxy_accept, px,
+			                  &px->listeners, err) == -1)
+				return -1;
+	}
+	if (!px->fixed_admin)
+		for (i = 0; i < cfg->nadmin_listen; i++)
+			if (listener_open(px->ctx.base, cfg->admin_listen[i],
+			                  cfg->unix_mode, proxy_admin_accept,
+			                  px, &px->admins, err) == -1)
+				return -1;
+	for (l = px->listeners; l; l = l->next)
+		log_info("listening on %s", l->info.name);
+	for (l = px->admins; l; l = l->next)
+		log_info("admin listening on %s", l->info.name);
+	return 0;
+}
+
+static int
+proxy_start(struct proxy *px, char *err)
+{
 	px->ctx.metrics = &px->metrics;
 	px->ctx.gone = proxy_conn_gone;
 	px->ctx.gone_arg = px;
@@ -465,33 +395,30 @@ proxy_start(struct proxy *px, char **listen, size_t nlisten, char *err)
 		return -1;
 	}
 	px->ctx.tokens = token_store_new(px->ctx.base, px->ctx.up);
+	token_store_set_metrics(px->ctx.tokens, &px->metrics);
+	px->ast.ctx = &px->ctx;
+	px->admin = admin_new(&px->ast);
 	px->ev_sigterm =
 	    evsignal_new(px->ctx.base, SIGTERM, proxy_signal_cb, px);
 	px->ev_sigint = evsignal_new(px->ctx.base, SIGINT, proxy_signal_cb, px);
 	px->ev_sighup = evsignal_new(px->ctx.base, SIGHUP, proxy_signal_cb, px);
 	px->ev_drain = evtimer_new(px->ctx.base, proxy_drain_timeout_cb, px);
-	px->ev_accept_retry =
-	    evtimer_new(px->ctx.base, proxy_accept_retry_cb, px);
 	if (!px->ev_sigterm || !px->ev_sigint || !px->ev_sighup ||
-	    !px->ev_drain || !px->ev_accept_retry) {
+	    !px->ev_drain) {
 		err_set(err, "cannot create events");
 		return -1;
 	}
 	evsignal_add(px->ev_sigterm, NULL);
 	evsignal_add(px->ev_sigint, NULL);
 	evsignal_add(px->ev_sighup, NULL);
-	for (i = 0; i < nlisten; i++) {
-		int rc = strncmp(listen[i], "unix:", 5) == 0
-		             ? proxy_listen_unix(px, listen[i], err)
-		             : proxy_listen_tcp(px, listen[i], err);
-		if (rc == -1)
-			return -1;
-	}
+	if (proxy_open_listeners(px, err) == -1)
+		return -1;
+	px->ast.listening = 1;
 	return 0;
 }
 
 int
-proxy_run(struct config *cfg, char **listen, size_t nlisten)
+proxy_run(struct config *cfg, const struct proxy_opts *opts)
 {
 	struct proxy px;
 	const struct key *k;
@@ -500,22 +427,21 @@ proxy_run(struct config *cfg, char **listen, size_t nlisten)
 
 	/* A client that goes away must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
+	notify_init();
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("libcurl failed to initialise");
 		config_free(cfg);
 		return 1;
 	}
 	memset(&px, 0, sizeof(px));
-	if (nlisten == 0) {
-		listen = cfg->listen;
-		nlisten = cfg->nlisten;
-	}
+	metrics_init(&px.metrics);
+	px.opts = opts;
 	px.ctx.gen = gen_new(cfg, err);
 	if (px.ctx.gen == NULL) {
 		log_error("%s", err);
 		goto done;
 	}
-	if (proxy_start(&px, listen, nlisten, err) == -1) {
+	if (proxy_start(&px, err) == -1) {
 		log_error("%s", err);
 		goto done;
 	}
@@ -527,6 +453,7 @@ proxy_run(struct config *cfg, char **listen, size_t nlisten)
 	         config_action_name(px.ctx.gen->cfg->default_action));
 	/* The first token fetches start now, while the loop serves. */
 	token_store_sync(px.ctx.tokens, px.ctx.gen);
+	proxy_ready(&px, "serving");
 	event_base_dispatch(px.ctx.base);
 	log_info("stopped: %llu request(s), %llu signed, %llu connection(s)",
 	         (unsigned long long)px.metrics.requests,
@@ -534,7 +461,10 @@ proxy_run(struct config *cfg, char **listen, size_t nlisten)
 	         (unsigned long long)px.metrics.accepted);
 	rc = 0;
 done:
+	if (rc != 0)
+		notify_send("STATUS=failed to start: %s", err);
 	proxy_free(&px);
+	notify_free();
 	curl_global_cleanup();
 	return rc;
 }

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "gen.h"
 #include "jwt.h"
 #include "log.h"
+#include "metrics.h"
 #include "token_src.h"
 #include "util.h"
 
@@ -101,6 +103,7 @@ struct token_store {
 	size_t n, cap;
 	struct event *ev_forget; /* clears the file memos after the batch */
 	int memos;
+	struct metrics *metrics; /* token fetches by type and outcome; NULL */
 };
 
 static void token_run(struct token_entry *e);
@@ -966,6 +969,14 @@ token_fetched(void *arg, struct aauth_result *res)
 	struct token_fail f;
 
 	e->op = NULL;
+	if (e->ts->metrics != NULL) {
+		static const char *const types[] = {"auth", "refresh", "code"};
+		static const char *const outcomes[] = {
+		    "ok", "consent", "transient", "invalid_grant", "permanent"};
+
+		metrics_token_fetch(e->ts->metrics, types[type],
+		                    outcomes[res->outcome]);
+	}
 	switch (res->outcome) {
 	case AAUTH_OK:
 		token_got(e, res);
@@ -1331,6 +1342,22 @@ token_status_get(struct token_store *ts, const char *name,
 		                       ? (int64_t)((e->expires_ms - now) / 1000)
 		                       : -1;
 	}
+	if (e->cur != NULL && e->fingerprint == NULL) {
+		/* A static file: its JWT exp (when it is one) tells the
+		 * operator what is coming. */
+		int64_t exp;
+
+		if (jwt_exp(e->cur->value, &exp) == 0) {
+			st->expires_in_s = exp - util_now();
+			if (st->expires_in_s <= 0) {
+				st->expires_in_s = 0;
+				st->state = TOKEN_EXPIRED;
+			}
+		}
+		st->last_refresh = (int64_t)e->mtim.tv_sec;
+	}
+	if (e->cur != NULL && e->fingerprint != NULL)
+		st->last_refresh = e->received_unix;
 	st->scope = e->scope;
 	st->consent_url = e->consent_url;
 	st->last_error = e->last_error[0] ? e->last_error : NULL;
@@ -1467,4 +1494,10 @@ out:
 		sodium_memzero(b.data, b.len);
 	buf_free(&b);
 	return rc;
+}
+
+void
+token_store_set_metrics(struct token_store *ts, struct metrics *m)
+{
+	ts->metrics = m;
 }

@@ -94,6 +94,9 @@ struct token_store *token_store_new(struct event_base *base,
 struct token_store *token_store_new_env(struct event_base *base,
                                         const struct token_env *env);
 void token_store_free(struct token_store *ts);
+/* Count each endpoint fetch by request type and outcome in m. */
+struct metrics;
+void token_store_set_metrics(struct token_store *ts, struct metrics *m);
 
 /* A generation became current (start-up, reload): adopt its resources,
  * start the first fetch of each aauth resource, and forget the state of
@@ -147,6 +150,7 @@ struct token_status {
 	const char *consent_url; /* CONSENT */
 	const char *last_error;  /* NULL: none */
 	int has_refresh_token;
+	int64_t last_refresh; /* unix seconds the token was obtained; 0 */
 };
 
 /* The state of resource name; -1 when the store has none. */

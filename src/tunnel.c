@@ -19,6 +19,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,8 @@
 enum tunnel_state {
 	TUNNEL_RESOLVING,
 	TUNNEL_CONNECTING,
-	TUNNEL_HEAD, /* upgrade: waiting for the upstream's response head */
+	TUNNEL_PROXY, /* upstream.proxy: waiting for its answer to CONNECT */
+	TUNNEL_HEAD,  /* upgrade: waiting for the upstream's response head */
 	TUNNEL_SPLICE,
 	TUNNEL_DONE,
 };
@@ -56,6 +58,8 @@ struct tunnel {
 	struct tunnel_spec spec;
 	char host[NETADDR_HOST_MAX];
 	char label[200];
+	char via_host[NETADDR_HOST_MAX];
+	char *via_auth; /* wiped on free */
 	struct buf request;
 	char *ca_file;
 	struct tunnel_cbs cbs;
@@ -84,6 +88,7 @@ struct tunnel {
 };
 
 static void tunnel_try_next(struct tunnel *t);
+static void tunnel_proxy_step(struct tunnel *t);
 static void tunnel_pump(struct tunnel *t);
 
 /* --- ending -----------------------------------------------------------------
@@ -215,6 +220,13 @@ tunnel_idle_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (t->state == TUNNEL_DONE)
 		return;
+	if (now - t->last_active >= idle && t->state == TUNNEL_PROXY) {
+		tunnel_fail(t, 504, "proxy_connect_timeout",
+		            "no answer to CONNECT from upstream.proxy within "
+		            "limits.idle_timeout_ms (%u)",
+		            t->spec.idle_timeout_ms);
+		return;
+	}
 	if (now - t->last_active >= idle && t->state == TUNNEL_HEAD) {
 		tunnel_fail(t, 504, "http_response_timeout",
 		            "no response head to the upgrade within "
@@ -389,7 +401,9 @@ tunnel_up_readable(void *arg)
 {
 	struct tunnel *t = arg;
 
-	if (t->state == TUNNEL_HEAD)
+	if (t->state == TUNNEL_PROXY)
+		tunnel_proxy_step(t);
+	else if (t->state == TUNNEL_HEAD)
 		tunnel_head_step(t);
 	else
 		tunnel_pump(t);
@@ -406,6 +420,13 @@ tunnel_up_eof(void *arg, int error)
 {
 	struct tunnel *t = arg;
 
+	if (t->state == TUNNEL_PROXY) {
+		tunnel_fail(t, 502, "proxy_connect_failed",
+		            "upstream.proxy %s:%d closed the connection before "
+		            "answering CONNECT",
+		            t->via_host, t->spec.via_port);
+		return;
+	}
 	if (t->state == TUNNEL_HEAD) {
 		tunnel_fail(t, 502,
 		            error ? "connection_terminated"
@@ -486,21 +507,14 @@ fail:
 	return NULL;
 }
 
+/* The byte stream to host:port is there (directly, or through the
+ * upstream proxy's tunnel): answer CONNECT, or send the upgrade. */
 static void
-tunnel_connected(struct tunnel *t)
+tunnel_up_ready(struct tunnel *t)
 {
 	char err[ERR_MAX];
-	int one = 1;
 	SSL *ssl;
 
-	setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	t->up = xport_sock_new(t->base, t->fd, &tunnel_up_cbs, t);
-	t->fd = -1; /* the transport owns it, even on failure */
-	if (t->up == NULL) {
-		tunnel_fail(t, 502, "proxy_internal_error",
-		            "cannot set up the upstream connection");
-		return;
-	}
 	if (t->spec.request == NULL) {
 		evbuffer_add(xport_out(t->client),
 		             "HTTP/1.1 200 Connection established\r\n\r\n", 39);
@@ -526,6 +540,84 @@ tunnel_connected(struct tunnel *t)
 	xport_set_in_max(t->up, t->spec.max_head_bytes + 1);
 	xport_read_update(t->up);
 	tunnel_idle_arm(t, t->spec.idle_timeout_ms);
+}
+
+/* A CONNECT-mode spec carries no head limit: the proxy's answer is small. */
+static size_t
+tunnel_proxy_head_max(const struct tunnel *t)
+{
+	return t->spec.max_head_bytes ? t->spec.max_head_bytes : 16384;
+}
+
+static void
+tunnel_connected(struct tunnel *t)
+{
+	struct evbuffer *out;
+	int one = 1;
+
+	setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	t->up = xport_sock_new(t->base, t->fd, &tunnel_up_cbs, t);
+	t->fd = -1; /* the transport owns it, even on failure */
+	if (t->up == NULL) {
+		tunnel_fail(t, 502, "proxy_internal_error",
+		            "cannot set up the upstream connection");
+		return;
+	}
+	if (t->via_host[0] == '\0') {
+		tunnel_up_ready(t);
+		return;
+	}
+	out = xport_out(t->up);
+	evbuffer_add_printf(out, "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n",
+	                    t->host, t->spec.port, t->host, t->spec.port);
+	if (t->via_auth != NULL) {
+		char *b = b64_encode(t->via_auth, strlen(t->via_auth), B64_STD);
+
+		evbuffer_add_printf(out, "Proxy-Authorization: Basic %s\r\n",
+		                    b);
+		sodium_memzero(b, strlen(b));
+		free(b);
+	}
+	evbuffer_add(out, "\r\n", 2);
+	t->state = TUNNEL_PROXY;
+	xport_kick(t->up);
+	xport_set_in_max(t->up, tunnel_proxy_head_max(t) + 1);
+	xport_read_update(t->up);
+	tunnel_idle_arm(t, t->spec.idle_timeout_ms);
+}
+
+/* The upstream proxy's answer to CONNECT: 2xx and the tunnel is ours;
+ * anything else (407, 403, 502…) fails the exchange as a 502 of ours —
+ * never relayed, a 407 would ask the agent for credentials it lacks. */
+static void
+tunnel_proxy_step(struct tunnel *t)
+{
+	struct evbuffer *in = xport_in(t->up);
+	struct evbuffer_ptr at;
+	size_t n = evbuffer_get_length(in), hl;
+	const char *p;
+
+	at = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	if (at.pos < 0) {
+		if (n > tunnel_proxy_head_max(t))
+			tunnel_fail(t, 502, "http_response_header_section_size",
+			            "upstream.proxy's answer to CONNECT is too "
+			            "long");
+		return;
+	}
+	hl = (size_t)at.pos + 4;
+	p = (const char *)evbuffer_pullup(in, (ssize_t)hl);
+	if (hl < 13 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ' ||
+	    p[9] != '2') {
+		tunnel_fail(t, 502, "proxy_connect_failed",
+		            "upstream.proxy %s:%d refused CONNECT %s:%d: %.*s",
+		            t->via_host, t->spec.via_port, t->host,
+		            t->spec.port, (int)strcspn(p, "\r\n"), p);
+		return;
+	}
+	/* Bytes after the head are the upstream's: they stay for the pump. */
+	evbuffer_drain(in, hl);
+	tunnel_up_ready(t);
 }
 
 static void
@@ -566,7 +658,8 @@ tunnel_try_next(struct tunnel *t)
 			continue;
 		/* After resolution, for every address: DNS answers cannot
 		 * route around the policy. */
-		if (t->spec.check_private && netaddr_is_private(ai->ai_addr)) {
+		if (t->spec.check_private && t->via_host[0] == '\0' &&
+		    netaddr_is_private(ai->ai_addr)) {
 			if (t->blocked[0] == '\0') {
 				src = ai->ai_family == AF_INET
 				          ? (const void *)&(
@@ -668,16 +761,18 @@ tunnel_resolve(struct tunnel *t)
 	char bare[NETADDR_HOST_MAX], port[8];
 	struct evdns_getaddrinfo_request *req;
 	struct evutil_addrinfo hints, *res;
-	size_t n = strlen(t->host);
+	const char *host = t->via_host[0] ? t->via_host : t->host;
+	size_t n = strlen(host);
 	struct tunnel_dns *d;
 
-	if (t->host[0] == '[' && n >= 2) {
-		memcpy(bare, t->host + 1, n - 2);
+	if (host[0] == '[' && n >= 2) {
+		memcpy(bare, host + 1, n - 2);
 		bare[n - 2] = '\0';
 	} else {
-		memcpy(bare, t->host, n + 1);
+		memcpy(bare, host, n + 1);
 	}
-	snprintf(port, sizeof(port), "%d", t->spec.port);
+	snprintf(port, sizeof(port), "%d",
+	         t->via_host[0] ? t->spec.via_port : t->spec.port);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -734,6 +829,12 @@ tunnel_start(struct event_base *base, const struct tunnel_spec *s,
 	}
 	if (s->ca_file != NULL)
 		t->ca_file = xstrdup(s->ca_file);
+	if (s->via_host != NULL)
+		snprintf(t->via_host, sizeof(t->via_host), "%s", s->via_host);
+	if (s->via_auth != NULL)
+		t->via_auth = xstrdup(s->via_auth);
+	t->spec.via_host = NULL; /* the copies above are what counts */
+	t->spec.via_auth = NULL;
 	t->ev_idle = evtimer_new(base, tunnel_idle_cb, t);
 	t->ev_done = event_new(base, -1, 0, tunnel_done_cb, t);
 	t->ev_start = event_new(base, -1, 0, tunnel_start_cb, t);
@@ -785,5 +886,9 @@ tunnel_free(struct tunnel *t)
 		event_free(t->ev_start);
 	buf_free(&t->request);
 	free(t->ca_file);
+	if (t->via_auth != NULL) {
+		sodium_memzero(t->via_auth, strlen(t->via_auth));
+		free(t->via_auth);
+	}
 	free(t);
 }

@@ -47,6 +47,12 @@ struct tunnel_spec {
 	size_t max_head_bytes; /* of the upstream's response head */
 	unsigned handshake_ms;
 	const char *label; /* the client, for log lines */
+	/* upstream.proxy: dial via_host:via_port instead and ask it for a
+	 * CONNECT tunnel to host:port (Basic via_auth "user:password" when
+	 * set); the proxy resolves host, so check_private does not apply. */
+	const char *via_host;
+	int via_port;
+	const char *via_auth;
 };
 
 /* Start dialling. The client transport stays the caller's until ready;

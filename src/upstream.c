@@ -439,9 +439,28 @@ upstream_easy_new(struct upstream_req *r)
 	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* HTTP_PROXY in our own environment may well point at us. */
-	curl_easy_setopt(e, CURLOPT_PROXY, "");
-	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+	/* HTTP_PROXY in our own environment may well point at us: only
+	 * upstream.proxy counts. Through it every exchange is a CONNECT
+	 * tunnel, so the request target goes out exactly as signed (a
+	 * forwarding proxy would be sent the absolute form). */
+	if (c->upstream_proxy != NULL) {
+		curl_easy_setopt(e, CURLOPT_PROXY, c->upstream_proxy);
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+		curl_easy_setopt(e, CURLOPT_HTTPPROXYTUNNEL, 1L);
+		/* The proxy's answer to CONNECT is not the upstream's head:
+		 * a 407 relayed to the agent would ask it for credentials
+		 * it does not have. A refused CONNECT fails the exchange. */
+		curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+		if (c->upstream_proxy_userpwd != NULL) {
+			curl_easy_setopt(e, CURLOPT_PROXYAUTH,
+			                 (long)CURLAUTH_BASIC);
+			curl_easy_setopt(e, CURLOPT_PROXYUSERPWD,
+			                 c->upstream_proxy_userpwd);
+		}
+	} else {
+		curl_easy_setopt(e, CURLOPT_PROXY, "");
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+	}
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -771,7 +790,9 @@ upstream_start(struct upstream *u, const struct upstream_spec *s,
 	}
 	r->cbs = *cbs;
 	r->arg = arg;
-	r->check_private = s->check_private;
+	/* Through upstream.proxy the socket we open goes to the proxy, which
+	 * the operator named, and the proxy resolves the upstream's name. */
+	r->check_private = s->check_private && s->cfg->upstream_proxy == NULL;
 	r->head_done = 0;
 	r->trailer_bytes = 0;
 	buf_reset(&r->trailers);

@@ -57,7 +57,60 @@ test_defaults(void)
 	CHECK_STREQ(c->kid, "key-1");
 	CHECK_STREQ(c->key_file, "/k.pem");
 	CHECK_STREQ(c->access_log, "stderr");
+	CHECK(c->nadmin_listen == 1);
+	CHECK_STREQ(c->admin_listen[0], "127.0.0.1:8788");
+	CHECK(c->drain_timeout_ms == 10000);
+	CHECK(c->upstream_proxy == NULL);
 	config_free(c);
+}
+
+/* Issue 10's fields: admin.listen, resources.NAME.required,
+ * limits.drain_timeout_ms, upstream.proxy and proxy_auth_file. */
+static void
+test_operations(void)
+{
+	char err[ERR_MAX];
+	struct config *c;
+
+	c = config_parse(
+	    "{" KEY ", \"admin\": {\"listen\": []}, "
+	    "\"limits\": {\"drain_timeout_ms\": 0}, "
+	    "\"upstream\": {\"proxy\": \"http://corp.example:3128\"}, "
+	    "\"resources\": {\"a\": {\"token_file\": \"/t\", "
+	    "\"required\": false}, \"b\": {\"token_file\": \"/t\"}}}",
+	    "t.json", err);
+	CHECK(c != NULL);
+	if (c != NULL) {
+		CHECK(c->nadmin_listen == 0);
+		CHECK(c->drain_timeout_ms == 0);
+		CHECK_STREQ(c->upstream_proxy, "http://corp.example:3128");
+		CHECK(c->resources[0].required == 0);
+		CHECK(c->resources[1].required == 1);
+		config_free(c);
+	}
+	c = config_parse("{" KEY
+	                 ", \"admin\": {\"listen\": [\"unix:/run/a.sock\", "
+	                 "\"[::1]:0\"]}}",
+	                 "t.json", err);
+	CHECK(c != NULL && c->nadmin_listen == 2);
+	config_free(c);
+	expect_error("{" KEY ", \"admin\": {\"listen\": [\"0.0.0.0:8788\"]}}",
+	             "admin.listen[0]", "loopback");
+	expect_error("{" KEY ", \"admin\": {\"listen\": \"127.0.0.1:1\"}}",
+	             "admin.listen", "array");
+	expect_error("{" KEY ", \"admin\": {\"port\": 1}}", "admin.port",
+	             "unknown");
+	expect_error("{" KEY ", \"limits\": {\"drain_timeout_ms\": 3600001}}",
+	             "limits.drain_timeout_ms", NULL);
+	expect_error("{" KEY ", \"resources\": {\"a\": {\"token_file\": "
+	             "\"/t\", \"required\": 1}}}",
+	             "resources.a.required", "true or false");
+	expect_error("{" KEY ", \"upstream\": {\"proxy\": \"socks5://h:1\"}}",
+	             "upstream.proxy", "http://HOST:PORT");
+	expect_error("{" KEY ", \"upstream\": {\"proxy\": \"http://u:p@h:1\"}}",
+	             "upstream.proxy", "proxy_auth_file");
+	expect_error("{" KEY ", \"upstream\": {\"proxy_auth_file\": \"/x\"}}",
+	             "upstream.proxy_auth_file", "upstream.proxy");
 }
 
 static void
@@ -554,6 +607,7 @@ main(void)
 	if (sodium_init() < 0)
 		return 1;
 	test_defaults();
+	test_operations();
 	test_full();
 	test_errors();
 	test_comments();

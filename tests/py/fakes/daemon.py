@@ -140,8 +140,11 @@ class ProxyProcess:
     it will bind) any other long-running command such as demo-resource."""
 
     def __init__(self, binary, config, config_path, start_timeout=15, argv=None,
-                 listen=None):
+                 listen=None, env=None, pass_fds=(), wrapper=None):
         self.binary = binary
+        self.env = env or {}          # added to the clean environment
+        self.pass_fds = pass_fds      # descriptors the daemon inherits
+        self.wrapper = wrapper or []  # argv prefix (e.g. a socket-activation shim)
         self.config = config
         self.config_path = config_path
         self.start_timeout = start_timeout
@@ -150,6 +153,9 @@ class ProxyProcess:
             self.listen = [listen]
         else:
             config.setdefault("listen", ["127.0.0.1:0"])
+            # The admin port defaults to 127.0.0.1:8788: tests that run
+            # side by side must not race for it, so the kernel picks one.
+            config.setdefault("admin", {"listen": ["127.0.0.1:0"]})
             self.listen = list(config["listen"])
         tcp = [a for a in self.listen if not a.startswith("unix:")]
         unix = [a for a in self.listen if a.startswith("unix:")]
@@ -218,9 +224,9 @@ class ProxyProcess:
             with open(self.config_path, "w") as f:
                 json.dump(self.config, f, indent=2)
         self.proc = subprocess.Popen(
-            [self.binary, *(self.argv or ["run", "-c", self.config_path])],
+            [*self.wrapper, self.binary, *(self.argv or ["run", "-c", self.config_path])],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=clean_env(),
+            env=clean_env(self.env), pass_fds=self.pass_fds,
         )
         for stream, sink in ((self.proc.stderr, self.lines), (self.proc.stdout, self.stdout_lines)):
             t = threading.Thread(target=self._reader, args=(stream, sink), daemon=True)
@@ -273,6 +279,22 @@ class ProxyProcess:
             with open(self.config_path, "w") as f:
                 json.dump(self.config, f, indent=2)
         return self
+
+    def admin_addrs(self, timeout=10):
+        """The names from "admin listening on NAME" lines (waited for,
+        bounded: they follow the proxy's own "listening on" lines)."""
+        def names():
+            return [o["msg"][len("admin listening on "):] for o in self.log_messages()
+                    if o.get("msg", "").startswith("admin listening on ")]
+        wait_until(names, timeout)
+        return names()
+
+    def admin_addr(self, timeout=10):
+        """(host, port) of the first TCP admin listener."""
+        tcp = [a for a in self.admin_addrs(timeout) if not a.startswith("unix:")]
+        if not tcp:
+            raise AssertionError("no admin listener logged:\n" + self.stderr_text())
+        return _split_hostport(tcp[0])
 
     def _join_readers(self):
         for t in self._threads:
