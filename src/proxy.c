@@ -84,13 +84,21 @@ proxy_admin_accept(void *arg, const struct conn_listener *ls, int fd,
 /* --- listeners: open what is missing, close what is gone -----------------
  */
 
+/* Does configured address a name listener l? As configured, or as bound:
+ * a config edited from port 0 to the port the daemon got keeps it. */
 static int
-proxy_has_addr(char **addrs, size_t n, const char *a)
+proxy_listener_is(const struct listener *l, const char *a)
+{
+	return strcmp(l->addr, a) == 0 || strcmp(l->info.name, a) == 0;
+}
+
+static int
+proxy_has_addr(char **addrs, size_t n, const struct listener *l)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (strcmp(addrs[i], a) == 0)
+		if (proxy_listener_is(l, addrs[i]))
 			return 1;
 	return 0;
 }
@@ -99,7 +107,7 @@ static int
 proxy_listening_on(const struct listener *l, const char *a)
 {
 	for (; l; l = l->next)
-		if (l->lev && strcmp(l->addr, a) == 0)
+		if (l->lev && proxy_listener_is(l, a))
 			return 1;
 	return 0;
 }
@@ -135,7 +143,7 @@ proxy_listen_commit(struct proxy *px, struct listener **list, char **addrs,
 	struct listener **pp = list, *l, **tail;
 
 	while ((l = *pp) != NULL) {
-		if (proxy_has_addr(addrs, n, l->addr)) {
+		if (proxy_has_addr(addrs, n, l)) {
 			pp = &l->next;
 			continue;
 		}
