@@ -28,6 +28,7 @@
 #include "digest.h"
 #include "http1.h"
 #include "httpsig.h"
+#include "listener.h"
 #include "log.h"
 #include "token.h"
 #include "util.h"
@@ -74,8 +75,7 @@ struct cli_demo_conn {
 
 struct cli_demo {
 	struct event_base *base;
-	struct evconnlistener **listeners;
-	size_t nlisteners;
+	struct listener *listeners;
 	struct cli_verifier v;
 	const char *token_file; /* NULL: the token is not checked */
 	struct cli_demo_conn *conns;
@@ -604,8 +604,8 @@ cli_demo_peer_name(const struct sockaddr *sa, char *out, size_t len)
 }
 
 static void
-cli_demo_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-                   struct sockaddr *sa, int salen, void *arg)
+cli_demo_accept(void *arg, const struct conn_listener *ls, int fd,
+                const struct sockaddr *sa, int salen)
 {
 	static const char busy[] =
 	    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
@@ -653,67 +653,19 @@ cli_demo_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 
 /* --- start and stop --------------------------------------------------- */
 
+/* The same listeners as the proxy's (loopback or unix only, a pause
+ * when out of descriptors). */
 static int
 cli_demo_listen(struct cli_demo *d, const char *addr, char *err)
 {
-	struct addrinfo hints, *res = NULL, *ai;
-	const char *colon = strrchr(addr, ':'), *h = addr;
-	struct evconnlistener *lev;
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	char host[256], name[INET6_ADDRSTRLEN + 8];
-	size_t hl;
-	int rc;
+	struct listener *l;
 
-	if (colon == NULL || colon == addr || colon[1] == '\0') {
-		err_set(err, "--listen '%s': expected HOST:PORT or [IPv6]:PORT",
-		        addr);
+	if (listener_open(d->base, addr, 0660, cli_demo_accept, d,
+	                  &d->listeners, err) == -1)
 		return -1;
-	}
-	hl = (size_t)(colon - addr);
-	if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
-		h = addr + 1;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(host)) {
-		err_set(err, "--listen '%s': bad host", addr);
-		return -1;
-	}
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
-		err_set(err, "--listen '%s': %s", addr, gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		lev = evconnlistener_new_bind(
-		    d->base, cli_demo_accept_cb, d,
-		    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
-		        LEV_OPT_CLOSE_ON_EXEC,
-		    128, ai->ai_addr, (int)ai->ai_addrlen);
-		if (lev == NULL) {
-			err_set(err, "--listen '%s': %s", addr,
-			        strerror(errno));
-			continue;
-		}
-		d->listeners = xrealloc(
-		    d->listeners, (d->nlisteners + 1) * sizeof(*d->listeners));
-		d->listeners[d->nlisteners++] = lev;
-		sl = sizeof(ss);
-		if (getsockname(evconnlistener_get_fd(lev),
-		                (struct sockaddr *)&ss, &sl) == 0)
-			cli_demo_peer_name((struct sockaddr *)&ss, name,
-			                   sizeof(name));
-		else
-			snprintf(name, sizeof(name), "%s", addr);
-		log_info("listening on %s", name);
-	}
-	freeaddrinfo(res);
-	return d->nlisteners > 0 ? 0 : -1;
+	for (l = d->listeners; l; l = l->next)
+		log_info("listening on %s", l->info.name);
+	return 0;
 }
 
 static void
@@ -753,7 +705,6 @@ cli_demo_resource(int argc, char **argv)
 	char err[ERR_MAX];
 	struct cli_demo *d;
 	struct buf tok;
-	size_t i;
 	int c, rc;
 
 	optind = 1;
@@ -850,9 +801,7 @@ cli_demo_resource(int argc, char **argv)
 out:
 	while (d->conns != NULL)
 		cli_demo_conn_free(d->conns);
-	for (i = 0; i < d->nlisteners; i++)
-		evconnlistener_free(d->listeners[i]);
-	free(d->listeners);
+	listener_free_list(d->listeners);
 	if (ev_term)
 		event_free(ev_term);
 	if (ev_int)

@@ -22,9 +22,9 @@ import threading
 import pytest
 
 from fakes import http as fhttp
-from fakes.daemon import RawConn, header, wait_until
+from fakes.daemon import RawConn, header, rss_growth_during, wait_until
 from test_proxy_security import (assert_clean_head, base_rules, decode_body, exchange, get,
-                                 rss_mib, serves, statuses)
+                                 serves, statuses)
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 FOLD_FIRST = b"HTTP/1.1 204 No Content\r\n\tX-B: 2\r\n\r\n"
@@ -144,26 +144,8 @@ def test_endless_trailers_cut_with_bounded_memory(world, hostile):
     up = hostile(h)
     w.start(rules=base_rules(w) + [up_rule(up, "pass")],
             upstream={"idle_timeout_ms": 5000, "timeout_ms": 0})
-    pid = w.proxy.proc.pid
-    base = rss_mib(pid)
-    peak = [base]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            try:
-                peak[0] = max(peak[0], rss_mib(pid))
-            except OSError:
-                return
-            stop.wait(0.02)  # the sampling interval
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    try:
-        got = exchange(w.proxy.addr, get(up.url("/trailers")), timeout=30)
-    finally:
-        stop.set()
-        t.join(2)
+    got, grew = rss_growth_during(w.proxy.proc.pid,
+                                  lambda: exchange(w.proxy.addr, get(up.url("/trailers")), timeout=30))
     st, fields, rest = assert_clean_head(got)
     # The head and the body had left already: the client learns of the
     # failure by a chunked body with no last chunk.
@@ -171,7 +153,7 @@ def test_endless_trailers_cut_with_bounded_memory(world, hostile):
     assert fields.get("transfer-encoding") == ["chunked"]
     assert rest == b"2\r\nok\r\n", rest[:200]
     assert not h.finished, "the upstream was allowed to send every trailer"
-    assert peak[0] - base < 32, f"RSS grew {peak[0] - base:.0f} MiB on endless trailers"
+    assert grew < 32, f"RSS grew {grew:.0f} MiB on endless trailers"
     assert w.proxy.wait_for(
         lambda _: any("trailer" in o["msg"] and "max_header_bytes" in o["msg"]
                       for o in w.proxy.log_messages()),

@@ -10,14 +10,13 @@ Served through the real daemon; the sanitizer build runs it too.
 """
 
 import os
-import threading
-import time
 
 import pytest
 
+from fakes.daemon import rss_growth_during
 from fakes.hostile import HostileServer, raw_reply
 from test_proxy_security import (assert_clean_head, base_rules, decode_body, exchange, get,
-                                 rss_mib, serves)
+                                 serves)
 
 FOLDS = 25000  # 100 kB of fold lines, well inside what libcurl accepts
 SANITIZER = bool(os.environ.get("AAUTH_SANITIZER"))
@@ -44,26 +43,8 @@ def test_fold_flood_costs_linear_memory_and_time(world, hostile):
     up = hostile(raw_reply(raw))
     w.start(rules=base_rules(w) + [{"host": "127.0.0.1", "port": up.port, "action": "pass"}],
             upstream={"idle_timeout_ms": 20000})
-    pid = w.proxy.proc.pid
-    base = rss_mib(pid)
-    peak = [base]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            try:
-                peak[0] = max(peak[0], rss_mib(pid))
-            except OSError:
-                return
-            time.sleep(0.01)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    try:
-        got = exchange(w.proxy.addr, get(up.url("/folds")), timeout=30)
-    finally:
-        stop.set()
-        t.join(2)
+    got, grew = rss_growth_during(w.proxy.proc.pid,
+                                  lambda: exchange(w.proxy.addr, get(up.url("/folds")), timeout=30))
     st, fields, rest = assert_clean_head(got)
     assert st == 200, got[:300]
     # The folds are joined with one SP each, as RFC 9112 §5.2 allows.
@@ -72,5 +53,5 @@ def test_fold_flood_costs_linear_memory_and_time(world, hostile):
     if not SANITIZER:
         # (libcurl reallocates its own copy of the header at every fold
         # line, and ASan's quarantine keeps up to 256 MiB of what it frees.)
-        assert peak[0] - base < 32, f"RSS grew {peak[0] - base:.0f} MiB on 100 kB of fold lines"
+        assert grew < 32, f"RSS grew {grew:.0f} MiB on 100 kB of fold lines"
     serves(w)

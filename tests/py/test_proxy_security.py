@@ -34,7 +34,7 @@ import time
 import pytest
 
 from fakes import http as fhttp
-from fakes.daemon import (RawConn, fd_count, header, hold_connections, rss_mib,  # noqa: F401
+from fakes.daemon import (RawConn, fd_count, header, hold_connections, rss_growth_during, rss_mib,  # noqa: F401
                           unread_by_peer, wait_until)
 from fakes.hostile import endless_body, endless_headers, raw_reply
 
@@ -607,29 +607,11 @@ def test_endless_upstream_head_is_502_with_bounded_memory(world, hostile):
     up = hostile(endless_headers(limit=64 << 20))
     w.start(rules=base_rules(w) + [{"host": "127.0.0.1", "port": up.port, "action": "pass"}],
             upstream={"idle_timeout_ms": 3000})
-    pid = w.proxy.proc.pid
-    base = rss_mib(pid)
-    peak = [base]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            try:
-                peak[0] = max(peak[0], rss_mib(pid))
-            except OSError:
-                return
-            stop.wait(0.02)  # the sampling interval
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    try:
-        got = exchange(w.proxy.addr, get(up.url("/endless")), timeout=20)
-    finally:
-        stop.set()
-        t.join(2)
+    got, grew = rss_growth_during(w.proxy.proc.pid,
+                                  lambda: exchange(w.proxy.addr, get(up.url("/endless")), timeout=20))
     st, fields, _ = assert_clean_head(got)
     assert st == 502, got[:300]
-    assert peak[0] - base < 32, f"RSS grew {peak[0] - base:.0f} MiB on an endless upstream head"
+    assert grew < 32, f"RSS grew {grew:.0f} MiB on an endless upstream head"
     serves(w)
 
 

@@ -50,8 +50,7 @@ check_vector(const char *rel)
 	static char path[4096];
 	const char *dir = getenv("AAUTH_VECTORS");
 
-	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/vectors",
-	         rel);
+	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/vectors", rel);
 	return path;
 }
 

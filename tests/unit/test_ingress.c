@@ -84,13 +84,15 @@ test_tunnel_binding(void)
 	CHECK_STREQ(r.authority, "api.test");
 	CHECK_STREQ(r.target, "/a?b=1");
 	http_request_free(&r);
-	classify("GET https://api.test:443/x HTTP/1.1\r\nHost: api.test\r\n\r\n",
-	         &tls, 1, &r, &in);
+	classify(
+	    "GET https://api.test:443/x HTTP/1.1\r\nHost: api.test\r\n\r\n",
+	    &tls, 1, &r, &in);
 	CHECK(in.kind == INGRESS_FORWARD);
 	http_request_free(&r);
 	/* another host, another port, another scheme, a Host that
 	 * disagrees with the target: 421, nothing forwarded */
-	classify("GET /a HTTP/1.1\r\nHost: evil.test\r\n\r\n", &tls, 1, &r, &in);
+	classify("GET /a HTTP/1.1\r\nHost: evil.test\r\n\r\n", &tls, 1, &r,
+	         &in);
 	CHECK(in.kind == INGRESS_REFUSE && in.status == 421 && in.close);
 	http_request_free(&r);
 	classify("GET /a HTTP/1.1\r\nHost: api.test:444\r\n\r\n", &tls, 1, &r,
@@ -115,8 +117,8 @@ test_tunnel_binding(void)
 	CHECK(in.kind == INGRESS_FORWARD && in.up_port == 8443);
 	CHECK_STREQ(in.up_scheme, "https");
 	http_request_free(&r);
-	classify("CONNECT api.test:443 HTTP/1.1\r\nHost: x\r\n\r\n", &tls, 1, &r,
-	         &in);
+	classify("CONNECT api.test:443 HTTP/1.1\r\nHost: x\r\n\r\n", &tls, 1,
+	         &r, &in);
 	CHECK(in.kind == INGRESS_REFUSE && in.status == 400);
 	http_request_free(&r);
 }

@@ -14,8 +14,8 @@
 #include "aauth.h"
 #include "check.h"
 #include "config.h"
-#include "gen.h"
 #include "consent.h"
+#include "gen.h"
 #include "token.h"
 #include "util.h"
 
@@ -614,13 +614,11 @@ test_challenge_and_callback_query(void)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK(aauth_challenge_parse(bad[i], strlen(bad[i])) == NULL);
 
-	CHECK(consent_query("code=a%2Fb+c&state=1", &code, &error) ==
-	      0);
+	CHECK(consent_query("code=a%2Fb+c&state=1", &code, &error) == 0);
 	CHECK_STREQ(code, "a/b c");
 	CHECK(error == NULL);
 	free(code);
-	CHECK(consent_query("error=access_denied", &code, &error) ==
-	      0);
+	CHECK(consent_query("error=access_denied", &code, &error) == 0);
 	CHECK(code == NULL);
 	CHECK_STREQ(error, "access_denied");
 	free(error);

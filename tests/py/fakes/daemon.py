@@ -508,3 +508,28 @@ def http_get_via(addr, url, headers=(), method="GET", body=b"", timeout=10):
     lines.append("Connection: close")
     data = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
     return raw_request(addr, data, timeout=timeout, head_only=(method == "HEAD"))
+
+
+def rss_growth_during(pid, fn, interval=0.02):
+    """Run fn() while sampling pid's RSS; returns (fn's result, the peak
+    growth over the RSS before it, in MiB)."""
+    base = rss_mib(pid)
+    peak = [base]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            try:
+                peak[0] = max(peak[0], rss_mib(pid))
+            except OSError:
+                return
+            stop.wait(interval)  # the sampling interval
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        out = fn()
+    finally:
+        stop.set()
+        t.join(2)
+    return out, peak[0] - base
