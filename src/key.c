@@ -652,3 +652,13 @@ key_free(struct key *k)
 		sodium_free(k->sk); /* makes it writable, wipes, unmaps */
 	k->sk = NULL;
 }
+
+void
+key_set_public(struct key *k, const unsigned char pk[KEY_PK_BYTES],
+               const char *kid)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->pk, pk, KEY_PK_BYTES);
+	key_derive_public(k);
+	key_set_kid(k, kid);
+}

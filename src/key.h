@@ -35,6 +35,9 @@ int key_generate(struct key *k, char *err);
 /* Write the private key as PKCS#8 PEM with mode 0600 (O_EXCL unless force). */
 int key_write_pem(const struct key *k, const char *path, int force, char *err);
 void key_set_kid(struct key *k, const char *kid);
+/* A public-only key from its 32 raw bytes (x and thumbprint derived). */
+void key_set_public(struct key *k, const unsigned char pk[KEY_PK_BYTES],
+                    const char *kid);
 /* The public JWK as compact JSON: kty, crv, x, use, kid (in that order). */
 char *key_jwk_json(const struct key *k);
 int key_sign(const struct key *k, const unsigned char *msg, size_t len,

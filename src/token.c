@@ -279,6 +279,23 @@ token_fail_init(struct token_fail *f, const struct token_entry *e)
 	f->last_error = e->last_error[0] ? e->last_error : NULL;
 }
 
+/* A person must approve first: 403 with the authorization URL. */
+static void
+token_fail_consent(struct token_fail *f, const struct token_entry *e)
+{
+	f->status = 403;
+	f->code = "consent_required";
+	f->url = e->consent_url;
+	snprintf(f->detail, sizeof(f->detail),
+	         "a person must approve this agent's access to %s: open "
+	         "authorization_uri in a browser%s",
+	         e->name,
+	         e->res->aauth->redirect_uri
+	             ? "; requests resume by themselves once it is approved"
+	             : " (resources.NAME.aauth.redirect_uri is not set, so "
+	               "the proxy cannot receive the approval)");
+}
+
 static void
 token_entry_clear(struct token_entry *e)
 {
@@ -1024,19 +1041,7 @@ token_fetched(void *arg, struct aauth_result *res)
 	}
 	token_fail_init(&f, e);
 	if (e->consent_url != NULL) {
-		f.status = 403;
-		f.code = "consent_required";
-		f.url = e->consent_url;
-		snprintf(
-		    f.detail, sizeof(f.detail),
-		    "a person must approve this agent's access to %s: "
-		    "open authorization_uri in a browser%s",
-		    e->name,
-		    e->res->aauth->redirect_uri
-		        ? "; requests resume by themselves once it is "
-		          "approved"
-		        : " (resources.NAME.aauth.redirect_uri is not "
-		          "set, so the proxy cannot receive the approval)");
+		token_fail_consent(&f, e);
 	} else {
 		f.retry_after =
 		    e->retry_ms > token_now(e)
@@ -1119,19 +1124,7 @@ token_refuse(struct token_entry *e, struct token_fail *fail)
 
 	token_fail_init(fail, e);
 	if (e->consent_url != NULL) {
-		fail->status = 403;
-		fail->code = "consent_required";
-		fail->url = e->consent_url;
-		snprintf(
-		    fail->detail, sizeof(fail->detail),
-		    "a person must approve this agent's access to %s: "
-		    "open authorization_uri in a browser%s",
-		    e->name,
-		    e->res->aauth->redirect_uri
-		        ? "; requests resume by themselves once it is "
-		          "approved"
-		        : " (resources.NAME.aauth.redirect_uri is not "
-		          "set, so the proxy cannot receive the approval)");
+		token_fail_consent(fail, e);
 		return -1;
 	}
 	if (e->retry_ms > now)

@@ -75,21 +75,7 @@ static struct fuzz_scenario fuzz_sc[4];
 static void
 fuzz_key(struct key *k, const unsigned char pk[KEY_PK_BYTES], const char *kid)
 {
-	unsigned char hash[crypto_hash_sha256_BYTES];
-	char canon[128], *s;
-
-	memset(k, 0, sizeof(*k));
-	memcpy(k->pk, pk, KEY_PK_BYTES);
-	s = b64_encode(pk, KEY_PK_BYTES, B64_URL_NOPAD);
-	snprintf(k->x, sizeof(k->x), "%s", s);
-	free(s);
-	snprintf(canon, sizeof(canon),
-	         "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"%s\"}", k->x);
-	crypto_hash_sha256(hash, (const unsigned char *)canon, strlen(canon));
-	s = b64_encode(hash, sizeof(hash), B64_URL_NOPAD);
-	snprintf(k->thumbprint, sizeof(k->thumbprint), "%s", s);
-	free(s);
-	snprintf(k->kid, sizeof(k->kid), "%s", kid);
+	key_set_public(k, pk, kid);
 }
 
 /* The signing key for a scenario: the same public half plus sk. */

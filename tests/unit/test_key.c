@@ -200,6 +200,16 @@ test_openssl_genpkey(void)
 	CHECK(key_load_public(&pub, pubpath, err) == 0);
 	CHECK(memcmp(k.pk, pub.pk, 32) == 0);
 	CHECK_STREQ(k.thumbprint, pub.thumbprint);
+	{
+		/* From the raw bytes alone: the same x and thumbprint. */
+		struct key raw;
+
+		key_set_public(&raw, pub.pk, "kid-raw");
+		CHECK_STREQ(raw.x, pub.x);
+		CHECK_STREQ(raw.thumbprint, pub.thumbprint);
+		CHECK_STREQ(raw.kid, "kid-raw");
+		CHECK(raw.sk == NULL);
+	}
 	key_free(&k);
 	key_free(&pub);
 }
